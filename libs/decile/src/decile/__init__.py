@@ -1,0 +1,3 @@
+"""Decile shared library."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,30 @@
+"""Feature cross-sections."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from decile.events.base import ColumnarEvent, Timeframe, UtcDatetime
+
+
+class FeatureBatch(ColumnarEvent):
+    """Features of every symbol for one bar close: rows = symbols, columns = schema order.
+
+    NaN means warm-up or missing input, never zero. ``feature_schema`` is the
+    schema version every consumer checks before using a column.
+    """
+
+    type_name: ClassVar[str] = "FeatureBatch"
+    type: Literal["FeatureBatch"] = "FeatureBatch"
+    schema_version: Literal[1] = 1
+    tf: Timeframe
+    bar_time: UtcDatetime
+    feature_schema: Annotated[str, Field(min_length=1, max_length=64)]
+    feature_names: tuple[str, ...]
+    source_id: str = ""  # id of the BarBatch it was computed from
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.feature_names

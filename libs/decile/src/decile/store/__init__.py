@@ -1,0 +1,1 @@
+"""PostgreSQL store: migrations, bars, events. Writes are batched and idempotent."""

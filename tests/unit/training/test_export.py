@@ -1,0 +1,97 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lightgbm")
+pytest.importorskip("onnxmltools")
+pytest.importorskip("onnxruntime")
+
+from decile.features import SCHEMA
+from decile.market.loaders import load
+from decile.testing.probes import SHARED_DATA
+from decile.training.dataset import Dataset, build_dataset
+from decile.training.export import (
+    onnx_parity,
+    predict_onnx,
+    to_onnx,
+    train_family,
+    walk_forward_metrics,
+)
+from decile.training.models import TrainConfig, fit_family
+from decile.training.split import chronological_split
+
+SMALL = TrainConfig(num_boost_round=100, early_stopping_rounds=20)
+NFI = SHARED_DATA / "binance-spot-5m-nfi"
+
+
+@pytest.fixture(scope="module")
+def entry_dir(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Dataset) -> Path:
+    out = tmp_path_factory.mktemp("entry")
+    train_family(demo_dataset, out, "entry", config=SMALL)
+    return out
+
+
+def test_train_family_writes_model_onnx_and_metrics_json_with_its_sha256(entry_dir: Path) -> None:
+    doc = json.loads((entry_dir / "metrics.json").read_text())
+    onnx_bytes = (entry_dir / "model.onnx").read_bytes()
+    assert doc["model_sha256"] == hashlib.sha256(onnx_bytes).hexdigest()
+    assert doc["features"] == [*SCHEMA.names, "side", "strategy_code"]
+    assert doc["schema_version"]
+    assert doc["split"]["val_start_ms"] < doc["split"]["test_start_ms"]
+    assert doc["training_window_ms"][1] < doc["split"]["val_start_ms"]
+    assert doc["hyperparameters"]["lightgbm"]["deterministic"] is True
+    assert doc["calibration"]["method"] == "platt"
+    for key in ("auc", "pr_auc", "log_loss", "ece"):
+        assert 0.0 <= doc["metrics"]["test"][key] <= 1.0 or key == "log_loss"
+    sel = doc["metrics"]["selectivity_test"]
+    assert set(sel) == {"all", *doc["strategy_ids"]}
+    assert set(doc["reference_distributions"]["features"]) == set(doc["features"])
+
+
+def test_golden_pairs_reproduce_through_onnx_runtime(entry_dir: Path) -> None:
+    doc = json.loads((entry_dir / "metrics.json").read_text())
+    onnx_bytes = (entry_dir / "model.onnx").read_bytes()
+    x = np.array(doc["golden"]["input"], dtype=np.float64)  # NaN was written as null
+    got = predict_onnx(onnx_bytes, x, binary=True)
+    np.testing.assert_allclose(got, doc["golden"]["raw_output"], atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["entry", "risk", "rr", "offset"])
+def test_onnx_matches_lightgbm_on_the_test_block(demo_dataset: Dataset, family: str) -> None:
+    sp = chronological_split(demo_dataset.ts, horizon=6, bar_ms=300_000)
+    model = fit_family(demo_dataset, sp, family, SMALL)
+    par = onnx_parity(model, to_onnx(model), demo_dataset.x[sp.test])
+    assert par["fraction_within_tol"] >= 0.9999
+    assert par["same_top_decile"]
+
+
+def test_retraining_writes_the_same_model_bytes_and_metrics(
+    tmp_path: Path, demo_dataset: Dataset, entry_dir: Path
+) -> None:
+    doc = train_family(demo_dataset, tmp_path, "entry", config=SMALL)
+    assert (tmp_path / "model.onnx").read_bytes() == (entry_dir / "model.onnx").read_bytes()
+    assert doc == json.loads((entry_dir / "metrics.json").read_text())
+
+
+def test_walk_forward_reports_one_chronological_test_block_per_fold(
+    demo_dataset: Dataset,
+) -> None:
+    folds = walk_forward_metrics(demo_dataset, "entry", n_windows=2, config=SMALL)
+    assert len(folds) == 2
+    assert folds[0]["split"]["test_start_ms"] < folds[1]["split"]["val_start_ms"]
+    assert all(0.0 <= f["test"]["auc"] <= 1.0 for f in folds)
+
+
+@pytest.mark.skipif(not NFI.is_dir(), reason="110-pair dataset not on this machine")
+def test_the_full_dataset_trains_on_a_few_pairs(tmp_path: Path) -> None:
+    pairs = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "LINK/USDT", "DOGE/USDT"]
+    bars = load(NFI, symbols=pairs, start="2021-01-01", end="2021-02-01").bars
+    if len(bars) == 0:
+        pytest.skip("pairs not in this copy of the dataset")
+    ds = build_dataset(bars)
+    doc = train_family(ds, tmp_path, "entry", config=SMALL)
+    assert doc["parity"]["same_top_decile"]
+    assert doc["metrics"]["test"]["rows"] > 0

@@ -1,0 +1,1 @@
+"""Operations tooling: generators for deploy/ (``python -m tools.ops.generate``)."""
