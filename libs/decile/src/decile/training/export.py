@@ -39,6 +39,7 @@ __all__ = [
     "onnx_parity",
     "predict_onnx",
     "to_onnx",
+    "top_decile_agreement",
     "train_family",
     "walk_forward_metrics",
 ]
@@ -86,13 +87,30 @@ def onnx_parity(model: FittedModel, onnx_bytes: bytes, x: npt.ArrayLike) -> dict
     ref = model.raw(x)
     got = predict_onnx(onnx_bytes, x, model.family.objective == "binary")
     diff = np.abs(ref - got)
-    same_top = bool(np.array_equal(top_decile(ref), top_decile(got)))
     return {
         "rows": len(diff),
         "max_abs_diff": float(diff.max()) if len(diff) else 0.0,
         "fraction_within_tol": float((diff <= PARITY_ATOL).mean()) if len(diff) else 1.0,
         "tolerance": PARITY_ATOL,
-        "same_top_decile": same_top,
+        **top_decile_agreement(ref, got),
+    }
+
+
+def top_decile_agreement(ref: F64, got: F64) -> dict[str, Any]:
+    """Whether both engines select the same top decile.
+
+    Quantile heads predict from few distinct leaves, so many rows tie at the
+    decile cut; a 1e-7 float32 difference then reorders tied rows without
+    changing any score that matters. Rows that differ only because they tie
+    (within the tolerance) with the cut are counted, not failed.
+    """
+    a, b = top_decile(ref), top_decile(got)
+    differ = np.flatnonzero(a != b)
+    cut = float(ref[a].min()) if a.any() else 0.0
+    ties = int((np.abs(ref[differ] - cut) <= PARITY_ATOL).sum())
+    return {
+        "same_top_decile": ties == len(differ),
+        "top_decile_rows_swapped_at_tied_cut": ties,
     }
 
 
