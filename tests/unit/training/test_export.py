@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime")
 from decile.features import SCHEMA
 from decile.market.loaders import load
 from decile.testing.probes import SHARED_DATA
-from decile.training.dataset import Dataset, build_dataset
+from decile.training.dataset import Dataset, build_dataset, dataset_fingerprint
 from decile.training.export import (
     onnx_parity,
     predict_onnx,
@@ -23,6 +23,7 @@ from decile.training.export import (
 )
 from decile.training.models import TrainConfig, fit_family
 from decile.training.split import chronological_split
+from decile.training.writeup import verdict
 
 SMALL = TrainConfig(num_boost_round=100, early_stopping_rounds=20)
 NFI = SHARED_DATA / "binance-spot-5m-nfi"
@@ -50,6 +51,71 @@ def test_train_family_writes_model_onnx_and_metrics_json_with_its_sha256(entry_d
     sel = doc["metrics"]["selectivity_test"]
     assert set(sel) == {"all", *doc["strategy_ids"]}
     assert set(doc["reference_distributions"]["features"]) == set(doc["features"])
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_json_records_provenance_importance_and_per_cycle_selectivity(
+    entry_dir: Path, demo_dataset: Dataset
+) -> None:
+    doc = json.loads((entry_dir / "metrics.json").read_text())
+    onnx_bytes = (entry_dir / "model.onnx").read_bytes()
+    assert doc["data_fingerprint"] == dataset_fingerprint(demo_dataset)
+    assert doc["code_commit"]
+    assert doc["artifact"] == {
+        "file": "model.onnx",
+        "sha256": doc["model_sha256"],
+        "size": len(onnx_bytes),
+    }
+    assert set(doc["calibration"]) == {"on", "method", "a", "b"}
+    assert doc["calibration"]["on"] == "logit(onnx probability)"
+    for kind in ("gain", "shap"):
+        ranking = doc["importance"][kind]
+        assert set(ranking) == set(doc["features"])
+        assert list(ranking.values()) == sorted(ranking.values(), reverse=True)  # file order
+    for group in doc["metrics"]["selectivity_test"].values():
+        assert group["top_decile_per_cycle"]["n"] >= group["top_decile"]["n"]
+    assert doc["report_files"] == [
+        "report.md",
+        "calibration.png",
+        "deciles.png",
+        "cumulative_r.png",
+    ]
+
+
+def test_the_report_holds_the_verdict_the_tables_and_valid_pngs(entry_dir: Path) -> None:
+    doc = json.loads((entry_dir / "metrics.json").read_text())
+    md = (entry_dir / "report.md").read_text()
+    assert f"**Verdict.** {verdict(doc)}" in md
+    assert "Test AUC" in verdict(doc)
+    for heading in ("## Data and split", "## Metrics", "## Selectivity", "## Feature importance"):
+        assert heading in md
+    for text in ("top decile per cycle", "| auc |", "validation starts", "UTC", "ONNX parity"):
+        assert text in md
+    top_gain = next(iter(doc["importance"]["gain"]))
+    assert f"| 1 | `{top_gain}` |" in md
+    for name in doc["report_files"][1:]:
+        assert f"]({name})" in md  # embedded with a relative link
+        data = (entry_dir / name).read_bytes()
+        assert data[:8] == PNG_SIGNATURE
+        assert len(data) > 1024
+
+
+def test_a_quantile_family_reports_pinball_coverage_and_one_plot(
+    tmp_path: Path, demo_dataset: Dataset
+) -> None:
+    doc = train_family(demo_dataset, tmp_path, "risk", config=SMALL)
+    assert doc["report_files"] == ["report.md", "quantile_deciles.png"]
+    md = (tmp_path / "report.md").read_text()
+    assert "best constant" in md
+    assert "Coverage" in md
+    assert "| pinball_best_constant |" in md
+    assert "## Selectivity" not in md
+    png = (tmp_path / "quantile_deciles.png").read_bytes()
+    assert png[:8] == PNG_SIGNATURE
+    assert len(png) > 1024
+    assert doc["calibration"] is None
 
 
 def test_golden_pairs_reproduce_through_onnx_runtime(entry_dir: Path) -> None:

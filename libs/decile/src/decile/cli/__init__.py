@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from decile.cli import fleet, ingest
+from decile.cli import fleet, ingest, models, train
 
 app = typer.Typer(
     name="decile",
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-COMMAND_MODULES = (fleet, ingest)
+COMMAND_MODULES = (fleet, ingest, train, models)
 
 for _module in COMMAND_MODULES:
     _module.register(app)

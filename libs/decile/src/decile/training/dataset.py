@@ -9,8 +9,10 @@ code), so one entry model serves every strategy and both sides.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -23,11 +25,23 @@ from decile.market.timeframes import parse
 from decile.strategies import STRATEGIES, Proposals, Strategy, propose
 from decile.training.labels import LabelConfig, label_trades
 
-__all__ = ["EXTRA_FEATURES", "Dataset", "build_dataset", "from_features"]
+__all__ = ["EXTRA_FEATURES", "Dataset", "build_dataset", "dataset_fingerprint", "from_features"]
 
 F64 = npt.NDArray[np.float64]
 EXTRA_FEATURES: Final[tuple[str, ...]] = ("side", "strategy_code")
 DEFAULT_WARMUP: Final[int] = max(s.warmup for s in SPECS)
+_FINGERPRINT_ARRAYS: Final = (
+    "x",
+    "ts",
+    "code",
+    "strategy",
+    "side",
+    "win",
+    "realised_r",
+    "mae_atr",
+    "best_offset",
+)
+_CHUNK_ROWS: Final = 65_536
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,3 +201,40 @@ def build_dataset(
         strategies=strategies,
         warmup=warmup,
     )
+
+
+def _update_array(h: hashlib._Hash, name: str, a: npt.NDArray[Any]) -> None:
+    """Name, dtype, shape, then the values in C order in row chunks (bounded memory).
+
+    Float NaNs are written as the one canonical NaN: NaN payload bits carry
+    no meaning and must not change the fingerprint.
+    """
+    h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+    for i in range(0, max(len(a), 1), _CHUNK_ROWS):
+        part = np.ascontiguousarray(a[i : i + _CHUNK_ROWS])
+        if part.dtype.kind == "f":
+            part = np.where(np.isnan(part), np.nan, part).astype(part.dtype)
+        h.update(part.tobytes())
+
+
+def dataset_fingerprint(ds: Dataset) -> str:
+    """sha256 hex over the dataset's content.
+
+    Covers ``x``, ``ts``, ``code``, ``strategy``, ``side``, the four labels,
+    ``feature_names``, ``schema_version`` and ``tf``, plus ``symbols`` and
+    ``strategy_ids`` (without them ``code`` and ``strategy`` mean nothing).
+    One flipped label changes it; the same content in another memory layout
+    (Fortran vs C order) does not.
+    """
+    h = hashlib.sha256(b"decile-dataset-v1\0")
+    for name in _FINGERPRINT_ARRAYS:
+        _update_array(h, name, np.asarray(getattr(ds, name)))
+    meta = {
+        "feature_names": list(ds.feature_names),
+        "schema_version": ds.schema_version,
+        "tf": ds.tf,
+        "symbols": list(ds.symbols),
+        "strategy_ids": list(ds.strategy_ids),
+    }
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()

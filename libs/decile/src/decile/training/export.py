@@ -27,11 +27,15 @@ import onnxruntime as ort
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from decile.market.timeframes import parse
-from decile.training import report
+from decile.training import report as metrics_report
+from decile.training.calibration import CALIBRATION_INPUT
 from decile.training.dataset import Dataset
+from decile.training.importance import feature_importance
 from decile.training.models import FittedModel, TrainConfig, fit_family
+from decile.training.provenance import artifact, code_commit, dataset_fingerprint
 from decile.training.report import top_decile
 from decile.training.split import Split, chronological_split, walk_forward
+from decile.training.writeup import TestBlock, report_file_names, write_report
 
 __all__ = [
     "GOLDEN_ROWS",
@@ -137,10 +141,10 @@ def _evaluate(model: FittedModel, ds: Dataset, rows: npt.NDArray[np.int64]) -> d
         return {
             "rows": len(rows),
             "base_rate": float(y.mean()),
-            "auc": report.auc(y, p),
-            "pr_auc": report.pr_auc(y, p),
-            "log_loss": report.log_loss(y, p),
-            "ece": report.ece(y, p),
+            "auc": metrics_report.auc(y, p),
+            "pr_auc": metrics_report.pr_auc(y, p),
+            "log_loss": metrics_report.log_loss(y, p),
+            "ece": metrics_report.ece(y, p),
             "mean_p_win": float(p.mean()),
         }
     q = model.predict(x)
@@ -148,9 +152,11 @@ def _evaluate(model: FittedModel, ds: Dataset, rows: npt.NDArray[np.int64]) -> d
     return {
         "rows": len(rows),
         "alpha": alpha,
-        "pinball": report.pinball(y, q, alpha),
+        "pinball": metrics_report.pinball(y, q, alpha),
         # the test block's own alpha-quantile: the best any constant could score
-        "pinball_best_constant": report.pinball(y, np.full(len(y), np.quantile(y, alpha)), alpha),
+        "pinball_best_constant": metrics_report.pinball(
+            y, np.full(len(y), np.quantile(y, alpha)), alpha
+        ),
         "coverage": float((y <= q).mean()),
     }
 
@@ -188,6 +194,10 @@ def walk_forward_metrics(
     return _clean(out)  # type: ignore[no-any-return]
 
 
+def _window(ts: npt.NDArray[np.int64]) -> list[int] | None:
+    return [int(ts.min()), int(ts.max())] if len(ts) else None
+
+
 def train_family(
     ds: Dataset,
     out_dir: str | Path,
@@ -196,11 +206,16 @@ def train_family(
     config: TrainConfig | None = None,
     split: Split | None = None,
     score_floor: float = 0.5,
+    report: bool = True,
+    tuning: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and export one family into ``out_dir``; returns metrics.json's content.
 
     ``split`` defaults to the 70/15/15 chronological split with an embargo of
     the label horizon. Raises ``LeakageError`` or ``ParityError`` (nothing written).
+    With ``report`` (default) ``report.md`` and its PNGs are written beside the
+    model (see :mod:`.writeup`). ``tuning``: the summary from
+    :func:`decile.training.tuning.tune`, recorded as is.
     """
     cfg = config or TrainConfig()
     bar_ms = parse(ds.tf).ms
@@ -211,22 +226,24 @@ def train_family(
     parity = onnx_parity(model, onnx_bytes, x_test)
     if parity["fraction_within_tol"] < PARITY_MIN_FRACTION or not parity["same_top_decile"]:
         raise ParityError(f"ONNX_PARITY_FAILED: {parity}")
+    binary = model.family.objective == "binary"
+    score_test = model.predict(x_test)
     metrics: dict[str, Any] = {
         "validation": _evaluate(model, ds, sp.validation),
         "test": _evaluate(model, ds, sp.test),
     }
-    if model.family.objective == "binary" and len(sp.test):
-        metrics["selectivity_test"] = report.selectivity(
-            model.predict(x_test),
+    if binary and len(sp.test):
+        metrics["selectivity_test"] = metrics_report.selectivity(
+            score_test,
             ds.win[sp.test],
             ds.realised_r[sp.test],
             ds.strategy[sp.test],
             ds.strategy_ids,
             floor=score_floor,
+            ts=ds.ts[sp.test],
         )
         metrics["score_floor"] = score_floor
     golden = x_test[:GOLDEN_ROWS].astype(np.float32)
-    train_ts = ds.ts[sp.train]
     doc: dict[str, Any] = {
         "family": model.family.name,
         "objective": model.family.objective,
@@ -238,16 +255,20 @@ def train_family(
         "strategy_ids": list(ds.strategy_ids),
         "label_config": asdict(ds.label_config),
         "dataset_counts": ds.counts,
-        "training_window_ms": [int(train_ts.min()), int(train_ts.max())] if len(train_ts) else None,
+        "data_fingerprint": dataset_fingerprint(ds),
+        "code_commit": code_commit(),
+        "training_window_ms": _window(ds.ts[sp.train]),
+        "validation_window_ms": _window(ds.ts[sp.validation]),
+        "test_window_ms": _window(ds.ts[sp.test]),
         "split": sp.describe(),
         "hyperparameters": {"config": cfg.to_dict(), "lightgbm": model.params},
+        "tuning": tuning,
         "best_iteration": model.best_iteration,
         "calibration": (
-            {"method": "platt", "on": "logit(onnx probability)", **asdict(model.calibration)}
-            if model.calibration
-            else None
+            {"on": CALIBRATION_INPUT, **model.calibration.to_dict()} if model.calibration else None
         ),
         "metrics": metrics,
+        "importance": feature_importance(model, x_test),
         "parity": parity,
         "reference_distributions": _reference(ds.x[sp.train], ds.feature_names),
         "golden": {
@@ -256,11 +277,18 @@ def train_family(
             "output": model.predict(golden).tolist(),
         },
         "onnx": {"input": "input", "dtype": "float32", "opset_note": "onnxmltools default"},
+        "artifact": artifact(onnx_bytes, "model.onnx"),
         "model_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "report_files": report_file_names(binary, len(sp.test) > 0) if report else [],
     }
     doc = _clean(doc)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.onnx").write_bytes(onnx_bytes)
-    (out / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
+    if report:
+        target = ds.target(model.family.target)[sp.test]
+        block = TestBlock(score_test, target, ds.realised_r[sp.test], ds.ts[sp.test])
+        write_report(out, doc, block)
+    # insertion order, not sorted keys: the importance rankings stay in rank order
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2, allow_nan=False))
     return doc

@@ -2,7 +2,7 @@
 
 | family | target | objective |
 |---|---|---|
-| entry | ``win`` (+1R before -1R) | binary, class-balanced, Platt on validation -> ``p_win`` |
+| entry | ``win`` (+1R before -1R) | binary, class-balanced, Platt/isotonic on validation |
 | risk | ``mae_atr`` | quantile alpha 0.7 |
 | rr | ``realised_r`` (net of costs) | quantile alpha 0.6 |
 | offset | ``best_offset`` (ATR) | quantile alpha 0.5 |
@@ -29,6 +29,13 @@ import numpy.typing as npt
 
 from decile.events.base import Rejection
 from decile.features.health import check_health
+from decile.training.calibration import (
+    Calibration,
+    CalibrationMethod,
+    Platt,
+    fit_calibration,
+    logit,
+)
 from decile.training.dataset import Dataset
 from decile.training.report import auc
 from decile.training.split import Split
@@ -69,7 +76,8 @@ class TrainConfig:
     """LightGBM settings. Defaults: at most 200 trees at learning rate 0.05,
     15 leaves, >= 50 rows per leaf, 80% feature/row bagging every iteration,
     L2 1.0, early stopping after 20 rounds without validation gain, seed 7,
-    1 thread; leakage limit: single-feature train AUC 0.9."""
+    1 thread; leakage limit: single-feature train AUC 0.9; entry calibration
+    Platt (``"isotonic"``: pool-adjacent-violators, see :mod:`.calibration`)."""
 
     num_boost_round: int = 200
     early_stopping_rounds: int = 20
@@ -83,6 +91,11 @@ class TrainConfig:
     seed: int = 7
     num_threads: int = 1
     leakage_auc: float = 0.9
+    calibration: CalibrationMethod = "platt"  # Literal["platt", "isotonic"]
+
+    def __post_init__(self) -> None:
+        if self.calibration not in ("platt", "isotonic"):
+            raise ValueError(f"calibration must be 'platt' or 'isotonic', not {self.calibration!r}")
 
     def params(self, family: Family) -> dict[str, Any]:
         p: dict[str, Any] = {
@@ -148,34 +161,6 @@ def leakage_check(x: F64, y: F64, names: tuple[str, ...], limit: float) -> list[
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Platt:
-    """``p = 1 / (1 + exp(-(a * margin + b)))`` on the booster's raw margin."""
-
-    a: float
-    b: float
-
-    def __call__(self, margin: npt.ArrayLike) -> F64:
-        z = self.a * np.asarray(margin, dtype=np.float64) + self.b
-        out: F64 = 1.0 / (1.0 + np.exp(-z))
-        return out
-
-    @classmethod
-    def fit(cls, margin: F64, y: F64, iters: int = 50, ridge: float = 1e-6) -> Platt:
-        """Newton's method on the logistic log-likelihood (deterministic, no library)."""
-        xm = np.stack([margin, np.ones_like(margin)], axis=1)
-        w = np.array([1.0, 0.0])
-        for _ in range(iters):
-            p = 1.0 / (1.0 + np.exp(-(xm @ w)))
-            g = xm.T @ (p - y) + ridge * w
-            h = (xm * (p * (1 - p))[:, None]).T @ xm + ridge * np.eye(2)
-            step = np.linalg.solve(h, g)
-            w = w - step
-            if np.abs(step).max() < 1e-10:
-                break
-        return cls(float(w[0]), float(w[1]))
-
-
 @dataclass(frozen=True, eq=False)
 class FittedModel:
     """A trained family: the booster (exactly ``best_iteration`` trees, thresholds on
@@ -186,7 +171,7 @@ class FittedModel:
     params: dict[str, Any]
     best_iteration: int
     feature_names: tuple[str, ...]
-    calibration: Platt | None
+    calibration: Calibration | None
 
     def raw(self, x: npt.ArrayLike) -> F64:
         """Booster output: win probability (uncalibrated) for entry, the quantile otherwise.
@@ -202,7 +187,7 @@ class FittedModel:
         raw = self.raw(x)
         if self.calibration is None:
             return raw
-        return self.calibration(_logit(raw))
+        return self.calibration(logit(raw))
 
 
 def as_float32_grid(x: npt.ArrayLike) -> F64:
@@ -241,10 +226,7 @@ def snap_thresholds(booster: lgb.Booster, num_iteration: int = -1) -> lgb.Booste
     return lgb.Booster(model_str="\n".join(lines))
 
 
-def _logit(p: F64) -> F64:
-    q = np.clip(p, 1e-12, 1 - 1e-12)
-    out: F64 = np.log(q / (1 - q))
-    return out
+_logit = logit  # the pre-calibration-module name
 
 
 def binary_target(ds: Dataset, family: Family, rows: npt.NDArray[np.int64]) -> F64:
@@ -304,6 +286,6 @@ def fit_family(
     calibration = None
     model = FittedModel(fam, booster, params, best, ds.feature_names, None)
     if fam.objective == "binary":
-        calibration = Platt.fit(_logit(model.raw(x_va)), y_va)
+        calibration = fit_calibration(cfg.calibration, logit(model.raw(x_va)), y_va)
         model = FittedModel(fam, booster, params, best, ds.feature_names, calibration)
     return model

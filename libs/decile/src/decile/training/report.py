@@ -3,7 +3,8 @@
 All functions are pure numpy (no sklearn at serving or test time). AUC uses
 average ranks for ties; PR-AUC is average precision (the step-wise area
 sklearn reports); ECE uses ``bins`` equal-width probability bins weighted by
-count. Selectivity is measured on realised R AFTER costs.
+count. Selectivity is measured on realised R AFTER costs; :func:`decile_table`
+and :func:`reliability` feed the report's plots.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ import numpy.typing as npt
 
 __all__ = [
     "auc",
+    "decile_table",
     "ece",
     "log_loss",
     "pinball",
     "pr_auc",
+    "reliability",
+    "score_deciles",
     "selectivity",
     "top_decile",
+    "top_decile_above_floor",
+    "top_decile_per_cycle",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -111,6 +117,92 @@ def top_decile(score: F64) -> npt.NDArray[np.bool_]:
     return mask
 
 
+def top_decile_above_floor(score: F64, floor: float) -> npt.NDArray[np.bool_]:
+    """The top decile of the rows scoring at least ``floor`` (the selected set)."""
+    above = score >= floor
+    mask = np.zeros(len(score), dtype=np.bool_)
+    mask[np.flatnonzero(above)[top_decile(score[above])]] = True
+    return mask
+
+
+def top_decile_per_cycle(score: F64, ts: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Per distinct ``ts`` (one bar-close cycle), the top ``ceil(10%)`` rows by score.
+
+    This is how serving selects: it ranks the proposals of one cycle against
+    each other, never against other days. A cycle with 1..10 rows keeps its
+    best row, so with small cycles far more than 10% of all rows are kept.
+    Ties are broken by row order, as in :func:`top_decile`.
+    """
+    t = np.asarray(ts, dtype=np.int64)
+    n = len(score)
+    mask = np.zeros(n, dtype=np.bool_)
+    if n == 0:
+        return mask
+    order = np.lexsort((-score, t))  # by ts, then score descending; stable
+    ts_sorted = t[order]
+    start = np.r_[True, ts_sorted[1:] != ts_sorted[:-1]]
+    group_start = np.flatnonzero(start)
+    sizes = np.diff(np.r_[group_start, n])
+    rank = np.arange(n) - np.repeat(group_start, sizes)
+    keep = np.ceil(np.repeat(sizes, sizes) * 0.1)
+    mask[order[rank < keep]] = True
+    return mask
+
+
+def score_deciles(score: F64) -> npt.NDArray[np.int64]:
+    """Decile 1 (lowest scores) .. 10 (highest) by rank; ties broken by row order."""
+    n = len(score)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(score, kind="mergesort")] = np.arange(n)
+    out: npt.NDArray[np.int64] = rank * 10 // max(n, 1) + 1
+    return out
+
+
+def decile_table(
+    score: npt.ArrayLike, target: npt.ArrayLike, realised_r: npt.ArrayLike | None = None
+) -> list[dict[str, Any]]:
+    """Per score decile (1 = lowest): n, mean score, mean target and (optionally) mean R."""
+    s = np.asarray(score, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    r = None if realised_r is None else np.asarray(realised_r, dtype=np.float64)
+    d = score_deciles(s)
+    out = []
+    for k in range(1, 11):
+        g = d == k
+        n = int(g.sum())
+        row: dict[str, Any] = {
+            "decile": k,
+            "n": n,
+            "mean_score": float(s[g].mean()) if n else None,
+            "mean_target": float(y[g].mean()) if n else None,
+        }
+        if r is not None:
+            row["mean_r"] = float(r[g].mean()) if n else None
+        out.append(row)
+    return out
+
+
+def reliability(y: npt.ArrayLike, p: npt.ArrayLike, bins: int = 10) -> list[dict[str, Any]]:
+    """Mean predicted vs observed rate in ``bins`` equal-count bins of ``p``.
+
+    Equal-count rather than equal-width: calibrated scores crowd a narrow
+    range, where equal-width bins would leave most of the curve empty.
+    """
+    yv, pv = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    n = len(pv)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(pv, kind="mergesort")] = np.arange(n)
+    b = rank * bins // max(n, 1)
+    out = []
+    for k in range(bins):
+        g = b == k
+        if g.any():
+            out.append(
+                {"n": int(g.sum()), "mean_p": float(pv[g].mean()), "rate": float(yv[g].mean())}
+            )
+    return out
+
+
 def selectivity(
     score: npt.ArrayLike,
     win: npt.ArrayLike,
@@ -118,16 +210,22 @@ def selectivity(
     strategy: npt.ArrayLike,
     strategy_ids: Sequence[str],
     floor: float = 0.5,
+    *,
+    ts: npt.ArrayLike | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Win rate and mean net R: all proposals, the top decile by score, and the
     top decile of those scoring at least ``floor`` — overall and per strategy.
 
-    The decile is taken over the whole evaluated block (not per bar).
+    These deciles are taken over the whole evaluated block. With ``ts`` a
+    fourth row, ``top_decile_per_cycle``, ranks within each bar time instead
+    (:func:`top_decile_per_cycle`; per strategy: within that strategy's rows
+    of the cycle).
     """
     s = np.asarray(score, dtype=np.float64)
     w = np.asarray(win, dtype=np.float64)
     r = np.asarray(realised_r, dtype=np.float64)
     st = np.asarray(strategy)
+    t = None if ts is None else np.asarray(ts, dtype=np.int64)
     groups: dict[str, npt.NDArray[np.bool_]] = {"all": np.ones(len(s), dtype=np.bool_)}
     for i, sid in enumerate(strategy_ids):
         groups[sid] = st == i
@@ -135,12 +233,13 @@ def selectivity(
     for name, g in groups.items():
         sg, wg, rg = s[g], w[g], r[g]
         top = top_decile(sg)
-        above = sg >= floor
-        top_floor = np.zeros(len(sg), dtype=np.bool_)
-        top_floor[np.flatnonzero(above)[top_decile(sg[above])]] = True
+        top_floor = top_decile_above_floor(sg, floor)
         out[name] = {
             "all": _sel_row(wg, rg),
             "top_decile": _sel_row(wg[top], rg[top]),
             "top_decile_above_floor": _sel_row(wg[top_floor], rg[top_floor]),
         }
+        if t is not None:
+            cyc = top_decile_per_cycle(sg, t[g])
+            out[name]["top_decile_per_cycle"] = _sel_row(wg[cyc], rg[cyc])
     return out
