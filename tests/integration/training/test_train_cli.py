@@ -42,8 +42,7 @@ def decile(env: dict[str, str], *args: str) -> Any:
 def train(env: dict[str, str], *args: str) -> dict[str, Any]:
     result = decile(env, "train", "--json", *args)
     assert result.exit_code in (0, 1), result.output
-    start = result.stdout.index("{")
-    doc: dict[str, Any] = json.loads(result.stdout[start:])
+    doc: dict[str, Any] = json.loads(result.stdout)
     return doc
 
 

@@ -18,6 +18,21 @@ import structlog
 _configured = False
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time.
+
+    Loggers are cached on first use; a cached logger holding the stream object
+    itself would keep writing to a stream that a test runner (or a CLI runner
+    invoking several commands in one process) has since swapped and closed.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(service: str, level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and stdlib logging for one service process."""
     global _configured
@@ -37,11 +52,11 @@ def configure(service: str, level: str = "INFO", fmt: str = "auto") -> None:
         if use_json
         else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     # stdlib loggers (FastStream, nats, asyncpg) go through the same renderer
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer

@@ -6,9 +6,14 @@ function and list the module in :data:`COMMAND_MODULES`.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+from decile import obs
 from decile.cli import fleet, ingest, models, train
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 app = typer.Typer(
     name="decile",
@@ -19,6 +24,15 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = (fleet, ingest, train, models)
+
+
+@app.callback()
+def _logging() -> None:
+    """Library logs go to stderr (stdout stays clean for --json), warnings and up by default."""
+    level = os.environ.get("DECILE_OBS__LOG_LEVEL", "WARNING").upper()
+    obs.configure("decile", level if level in LEVELS else "WARNING", "console")
+
+
 
 for _module in COMMAND_MODULES:
     _module.register(app)

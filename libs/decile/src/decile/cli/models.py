@@ -66,7 +66,7 @@ def list_(family: Family = None, status: str | None = None, as_json: AsJson = Fa
     versions = _run(lambda o: o.registry.list(family, status))
     rows = [_row(v) for v in versions]
     if as_json:
-        out.print_json(json.dumps(rows))
+        typer.echo(json.dumps(rows))
         return
     table = Table()
     for col in ("family", "version", "status", "created", "test", "id"):
@@ -98,7 +98,7 @@ def show(ref: Ref, as_json: AsJson = False) -> None:
         ],
     }
     if as_json:
-        out.print_json(json.dumps(doc, default=str))
+        typer.echo(json.dumps(doc, default=str))
         return
     out.print(f"[bold]{v.label}[/bold]  {v.status}  {v.id}")
     out.print(f"  test: {doc['test']}")
@@ -171,7 +171,10 @@ def history(family: Family = None, as_json: AsJson = False) -> None:
                      "model": str(p.model_id), "from": p.from_status, "to": p.to_status,
                      "action": p.action, "actor": p.actor, "reason": p.reason})
         table.add_row(*(str(x or "") for x in docs[-1].values()))
-    out.print_json(json.dumps(docs)) if as_json else out.print(table)
+    if as_json:
+        typer.echo(json.dumps(docs))
+    else:
+        out.print(table)
 
 
 @app.command()
@@ -181,7 +184,7 @@ def failures(family: Family = None, as_json: AsJson = False) -> None:
     docs = [{"at": f.created_at.isoformat(timespec="seconds"), "family": f.family,
              "stage": f.stage, "code": f.code, "message": f.message} for f in rows]
     if as_json:
-        out.print_json(json.dumps(docs))
+        typer.echo(json.dumps(docs))
         return
     table = Table()
     for col in ("at", "family", "stage", "code", "message"):

@@ -105,7 +105,7 @@ def train(
         raise typer.BadParameter(str(err)) from None
     run = asyncio.run(_train(plan, cfg))
     if as_json:
-        out.print_json(json.dumps(summary(run)))
+        typer.echo(json.dumps(summary(run)))
     else:
         _print(run)
     raise typer.Exit(0 if run.ok else 1)

@@ -5,7 +5,8 @@ references, then moves staging -> shadow -> production through a gate (floors
 plus a paired evaluation against production); every status change is a
 promotions row, and a rollback restores the previous production in one
 transaction. Artifacts live on disk or in a JetStream Object Store bucket and
-are verified against their sha256 before use.
+are verified against their sha256 before use. Every status change is also a
+``decile_models`` NOTIFY sent at commit (:func:`watch_changes` listens).
 """
 
 from decile.registry.artifacts import (
@@ -28,10 +29,12 @@ from decile.registry.errors import (
 )
 from decile.registry.gate import GateCheck, GateConfig, check_gate
 from decile.registry.models import FAMILIES, STATUSES, FailedAttempt, ModelVersion, Promotion
+from decile.registry.notify import CHANNEL, watch_changes
 from decile.registry.object_store import ObjectStoreArtifacts
 from decile.registry.registry import Registry
 
 __all__ = [
+    "CHANNEL",
     "FAMILIES",
     "STATUSES",
     "ArtifactCorrupt",
@@ -56,4 +59,5 @@ __all__ = [
     "check_gate",
     "fetch_verified",
     "open_artifacts",
+    "watch_changes",
 ]

@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from decile.obs import get_logger
+from decile.registry import notify
 from decile.registry.errors import ConcurrentUpdate, ModelNotFound
 from decile.registry.models import STATUSES, ModelVersion
 
@@ -126,7 +127,8 @@ async def set_status(
     reason: str,
     gate: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Move one version and write its promotions row (in the caller's transaction)."""
+    """Move one version, write its promotions row and queue its ``decile_models``
+    notification, all in the caller's transaction (so listeners hear only of commits)."""
     row = await conn.fetchrow(
         "UPDATE model_versions SET status = $2 WHERE id = $1 AND status = $3 RETURNING *",
         version.id, to, version.status,
@@ -138,4 +140,6 @@ async def set_status(
         " reason, gate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         version.id, version.family, version.status, to, action, actor, reason, gate,
     )
-    return ModelVersion.from_row(row)
+    moved = ModelVersion.from_row(row)
+    await notify.notify_change(conn, moved, action=action, from_status=version.status)
+    return moved

@@ -4,7 +4,9 @@ A version moves staging -> shadow -> production (DESIGN "Models"). The
 production version it replaces is archived in the same transaction; the shadow
 slot is never taken over silently (archive the current shadow first). Each
 change writes its own promotions row, so the history alone replays every
-status and tells a rollback where to go.
+status and tells a rollback where to go. Each change also queues a
+``decile_models`` notification in the same transaction (``db.set_status``), so
+a listener hears of it at commit and never of a refused or rolled-back change.
 """
 
 from __future__ import annotations

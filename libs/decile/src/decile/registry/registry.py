@@ -8,7 +8,7 @@ at once end with exactly one production and a history that replays).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Literal
@@ -18,7 +18,7 @@ import asyncpg
 
 from decile.ids import new_id
 from decile.obs import get_logger
-from decile.registry import db, lifecycle, locks
+from decile.registry import db, lifecycle, locks, notify
 from decile.registry.artifacts import ArtifactRef
 from decile.registry.errors import ModelNotFound, PromotionRefused
 from decile.registry.gate import GateConfig
@@ -201,6 +201,16 @@ class Registry:
         )
         log.info("model archived", model=archived.label, actor=actor, reason=reason)
         return archived
+
+    def watch(
+        self, *, on_connect: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every committed status change as it happens (:func:`notify.watch_changes`).
+
+        ``on_connect`` runs after each (re)connect once listening: re-read the
+        registry there, since changes made while disconnected are not replayed.
+        """
+        return notify.watch_changes(self._dsn, on_connect=on_connect)
 
     async def history(self, family: str | None = None) -> builtins.list[Promotion]:
         """Every status change, oldest first."""

@@ -37,11 +37,13 @@ from decile.registry import (
     fetch_verified,
 )
 from decile.store.bars import read_bars
-from decile.training.dataset import Dataset, build_dataset
+from decile.training.dataset import Dataset, build_dataset, dataset_fingerprint
 from decile.training.export import ParityError, predict_onnx, train_family, walk_forward_metrics
 from decile.training.models import FAMILIES, FeatureHealthError, LeakageError, TrainConfig
 from decile.training.report import auc, pinball
 from decile.training.split import Split, chronological_split
+from decile.training.tuning import tune
+from decile.training.writeup import render_markdown
 
 __all__ = [
     "ALL_FAMILIES",
@@ -191,10 +193,18 @@ def _fingerprint_of(text: str) -> str:
 # --------------------------------------------------------------------------- one family
 
 
-def _fit(ds: Dataset, split: Split, family: str, plan: TrainPlan, out: Path) -> dict[str, Any]:
+def _fit(
+    ds: Dataset,
+    split: Split,
+    family: str,
+    plan: TrainPlan,
+    out: Path,
+    tuned: tuple[TrainConfig, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """train_family with its refusals mapped to failed-attempt stages and codes."""
+    config, tuning = tuned or (plan.config, None)
     try:
-        return train_family(ds, out, family, config=plan.config, split=split)
+        return train_family(ds, out, family, config=config, split=split, tuning=tuning)
     except FeatureHealthError as err:
         partial = {"rejections": [r.model_dump(mode="json") for r in err.rejections]}
         raise TrainingFailed("health", "FEATURE_HEALTH", str(err), partial) from err
@@ -276,7 +286,13 @@ async def train_one(
         )
         with tempfile.TemporaryDirectory(prefix=f"decile-{family}-") as tmp:
             out = Path(tmp)
-            doc = await asyncio.to_thread(_fit, ds, split, family, plan, out)
+            tuned = None
+            if plan.tune_trials:
+                tuned = await asyncio.to_thread(
+                    tune, ds, split, family, trials=plan.tune_trials, base=plan.config
+                )
+                step(f"{family}: tuned ({plan.tune_trials} trials)")
+            doc = await asyncio.to_thread(_fit, ds, split, family, plan, out, tuned)
             step(f"{family}: trained ({doc['best_iteration']} trees)")
             if plan.walk_forward:
                 doc["walk_forward"] = await asyncio.to_thread(
@@ -289,9 +305,8 @@ async def train_one(
             paired = await paired_evaluation(ds, split, doc, onnx_bytes, production, artifacts)
             if paired is not None:
                 doc["paired"] = paired
-            (out / "metrics.json").write_text(
-                json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
-            )
+            (out / "metrics.json").write_text(json.dumps(doc, indent=2, allow_nan=False))
+            (out / "report.md").write_text(render_markdown(doc), encoding="utf-8")
             step(f"{family}: compared with production")
             refs = await _upload(out, family, doc["model_sha256"], artifacts)
         version = await registry.register(
@@ -332,7 +347,7 @@ async def run_training(
             run.results.append(await _record(registry, family, err, input_fp, 0.0))
         run.seconds = time.perf_counter() - t0
         return run
-    run.fingerprint = _dataset_fingerprint(ds)
+    run.fingerprint = dataset_fingerprint(ds)
     for family in plan.families:
         t = time.perf_counter()
         try:
@@ -353,13 +368,6 @@ async def run_training(
         run.results.append(await _record(registry, family, failed, run.fingerprint, elapsed))
     run.seconds = time.perf_counter() - t0
     return run
-
-
-def _dataset_fingerprint(ds: Dataset) -> str:
-    from decile.training import dataset as dataset_module
-
-    fingerprint = getattr(dataset_module, "dataset_fingerprint", None)
-    return str(fingerprint(ds)) if fingerprint else ""
 
 
 async def _record(

@@ -211,6 +211,39 @@ def _tuning_section(doc: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _walk_forward_section(doc: Mapping[str, Any]) -> list[str]:
+    folds = doc.get("walk_forward")
+    if not folds:
+        return []
+    rows = []
+    for i, f in enumerate(folds, 1):
+        sp, t = f.get("split", {}), f.get("test", {})
+        metric = _num(t.get("auc"), ".3f") if "auc" in t else _num(t.get("pinball"))
+        rows.append([str(i), _date(sp.get("test_start_ms")), str(t.get("rows", 0)), metric])
+    label = "test AUC" if "auc" in folds[0].get("test", {}) else "test pinball"
+    return [
+        "## Walk-forward",
+        "",
+        "One model per expanding fold, each tested on the block after its own training "
+        "window. One good fold among chance-level ones is luck, not a model.",
+        "",
+        *_table(["fold", "test from", "rows", label], rows),
+    ]
+
+
+def _paired_section(doc: Mapping[str, Any]) -> list[str]:
+    p = doc.get("paired")
+    if not p:
+        return ["## Against production", "", "No production version when this was trained.", ""]
+    head = f"Production {p.get('production_version')} on the same {p.get('rows', 0):,} test rows"
+    if not p.get("comparable"):
+        return ["## Against production", "", f"{head}: not comparable ({p.get('reason')}).", ""]
+    rows = [
+        [k, _num(p["candidate"].get(k)), _num(p["production"].get(k))] for k in p["candidate"]
+    ]
+    return ["## Against production", "", head + ":", "", *_table(["", "this", "production"], rows)]
+
+
 _CAPTIONS: Final = {
     "calibration.png": "Reliability on the test block",
     "deciles.png": "Win rate and mean R after costs by score decile",
@@ -234,7 +267,13 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     if pngs:
         lines += ["## Plots", ""]
         lines += [f"![{_CAPTIONS.get(f, f)}]({f})\n" for f in pngs]
-    lines += [*_importance_section(doc), *_parity_section(doc), *_tuning_section(doc)]
+    lines += [
+        *_paired_section(doc),
+        *_walk_forward_section(doc),
+        *_importance_section(doc),
+        *_parity_section(doc),
+        *_tuning_section(doc),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
