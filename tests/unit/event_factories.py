@@ -25,6 +25,7 @@ from decile.events import (
     Event,
     FeatureBatch,
     Fill,
+    InferenceCycle,
     KillSwitchChanged,
     ModelActivated,
     ModelRejected,
@@ -131,6 +132,25 @@ def candidate(**overrides: Any) -> CandidateSignal:
         "producer": "inference",
     }
     return CandidateSignal(**(fields | overrides))
+
+
+def inference_cycle(**overrides: Any) -> InferenceCycle:
+    fields: dict[str, Any] = {
+        "trace_id": TRACE_ID,
+        "tf": "5m",
+        "bar_time": BAR_TIME,
+        "source_id": ids.new_id(),
+        "feature_schema": "fs-v1",
+        "model_versions": MODEL_VERSIONS,
+        "symbols": 120,
+        "incomplete": 3,
+        "proposals": 40,
+        "kept": 4,
+        "cycle_threshold": 0.74,
+        "score_floor": 0.6,
+        "producer": "inference",
+    }
+    return InferenceCycle(**(fields | overrides))
 
 
 def confirm(**overrides: Any) -> ConfirmDecision:
@@ -331,6 +351,7 @@ FACTORIES: dict[type[Event], Callable[..., Event]] = {
     QuarantinedBar: quarantined_bar,
     FeatureBatch: feature_batch,
     CandidateSignal: candidate,
+    InferenceCycle: inference_cycle,
     ConfirmDecision: confirm,
     RiskDecision: risk_approved,
     Order: order,

@@ -27,6 +27,7 @@ BUILDERS: dict[str, tuple[str, str]] = {
     "ml_candidate": ("BTC/USDT", "ml.candidate.BTC-USDT"),
     "ml_confirmed": ("ETH/USDT", "ml.confirmed.ETH-USDT"),
     "ml_vetoed": ("SOL/USDT", "ml.vetoed.SOL-USDT"),
+    "ml_cycle": ("5m", "ml.cycle.5m"),
     "risk_approved": ("BTC/USDT", "risk.approved.BTC-USDT"),
     "risk_rejected": ("1000PEPE/USDT", "risk.rejected.1000PEPE-USDT"),
     "risk_kill": ("master", "risk.kill.master"),

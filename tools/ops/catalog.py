@@ -53,7 +53,7 @@ OPS: dict[str, Ops] = {
     # rolling windows per symbol; scales by symbol partitions, not replicas
     "feature": Ops(publishes=("feat.>",), consumes=("md.>",)),
     "inference": Ops(
-        publishes=("ml.candidate.>", "model.retrain.>"),
+        publishes=("ml.candidate.>", "ml.cycle.>", "model.retrain.>"),
         consumes=("feat.>", "model.activated.>"),
         scaling="hpa",
     ),

@@ -38,7 +38,13 @@ class Deps:
     cycles: int = 0
 
 
+CONTEXT = ("close",)
+
+
 def feature_batch(batch: BarBatch, symbols: tuple[str, ...], matrix: np.ndarray) -> FeatureBatch:
+    """The features plus each symbol's close (context) for the same bar."""
+    close_of = dict(zip(batch.symbols, batch.column("close").tolist(), strict=True))
+    close = np.array([close_of.get(s, np.nan) for s in symbols], dtype=np.float64)
     return batch.follow(
         FeatureBatch,
         "feat",
@@ -47,8 +53,9 @@ def feature_batch(batch: BarBatch, symbols: tuple[str, ...], matrix: np.ndarray)
         bar_time=batch.bar_time,
         feature_schema=SCHEMA.version,
         feature_names=SCHEMA.names,
+        context_names=CONTEXT,
         symbols=symbols,
-        values=matrix,
+        values=np.column_stack([matrix, close]),
         source_id=batch.id,
     )
 

@@ -110,7 +110,7 @@ async def test_every_feature_row_and_redis_vector_equals_the_offline_engine(
         assert fb.feature_schema == SCHEMA.version
         assert fb.feature_names == SCHEMA.names
         ts = int(fb.bar_time.timestamp() * 1000)
-        for sym, row in zip(fb.symbols, fb.values, strict=True):
+        for sym, row in zip(fb.symbols, fb.features, strict=True):
             assert same(row, want[(sym, ts)]), (sym, ts)
     redis = Redis.from_url(redis_url)
     last = out[-1]
@@ -162,5 +162,5 @@ async def test_kill_9_mid_replay_then_restart_gives_the_uninterrupted_features(
     out = await published(bus.js, bus.subjects)
     assert [fb.source_id for fb in out] == [b.id for b in batches]  # once each, in order
     for fb in out:
-        assert np.array_equal(fb.values, expected[fb.source_id], equal_nan=True)
+        assert np.array_equal(fb.features, expected[fb.source_id], equal_nan=True)
     await broker.stop()

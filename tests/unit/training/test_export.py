@@ -172,3 +172,32 @@ def test_rows_swapped_only_within_a_tie_at_the_cut_still_count_as_the_same_selec
     assert agreement["top_decile_rows_swapped_at_tied_cut"] > 0
     got[-1] = 1.0  # a real disagreement: a low-scored row jumps to the top
     assert not top_decile_agreement(ref, got)["same_top_decile"]
+
+
+_EXPORT_SHA = """
+import hashlib, sys
+sys.path.insert(0, {here!r})
+from training_support import synthetic_dataset
+from decile.training.export import to_onnx
+from decile.training.models import TrainConfig, fit_family
+from decile.training.split import chronological_split
+ds = synthetic_dataset(n_rows=4000, planted=2.0)
+sp = chronological_split(ds.ts, horizon=6, bar_ms=300_000)
+model = fit_family(ds, sp, "entry", TrainConfig(num_boost_round=20))
+print(hashlib.sha256(to_onnx(model)).hexdigest())
+"""
+
+
+def test_the_exported_bytes_do_not_depend_on_the_process_hash_seed() -> None:
+    """A model's sha256 is its identity in the registry: it must not change per process."""
+    import os
+    import subprocess
+    import sys
+
+    script = _EXPORT_SHA.format(here=str(Path(__file__).parent))
+    shas = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(shas) == 1, shas

@@ -38,6 +38,7 @@ from decile.events import (
     Event,
     FeatureBatch,
     Fill,
+    InferenceCycle,
     KillSwitchChanged,
     ModelActivated,
     ModelRejected,
@@ -92,6 +93,8 @@ def subject_for(event: Event, subjects: Subjects) -> str:
             return subjects.feat_batch(event.tf)
         case CandidateSignal():
             return subjects.ml_candidate(event.symbol)
+        case InferenceCycle():
+            return subjects.ml_cycle(event.tf)
         case ConfirmDecision():
             sym = event.candidate.symbol
             vetoed = event.decision == "veto"

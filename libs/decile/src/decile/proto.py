@@ -48,7 +48,8 @@ _ANY_COLUMNAR = "AnyColumnarEvent"
 
 _COLUMNS = {
     BarBatch: ", ".join(OHLCV),
-    FeatureBatch: "the names in `feature_names`, in that order",
+    FeatureBatch: "the names in `feature_names`, then those in `context_names` (the bar's "
+    "`close`), in that order",
 }
 
 

@@ -36,7 +36,7 @@ STREAMS: dict[str, str] = {
 KINDS: dict[str, frozenset[str]] = {
     "md": frozenset({"bars", "quarantine"}),
     "feat": frozenset({"batch"}),
-    "ml": frozenset({"candidate", "confirmed", "vetoed"}),
+    "ml": frozenset({"candidate", "confirmed", "vetoed", "cycle"}),
     "risk": frozenset({"approved", "rejected", "kill"}),
     "exec": frozenset({"order", "fill", "closed"}),
     "model": frozenset({"activated", "rejected", "retrain"}),
@@ -119,6 +119,9 @@ class Subjects:
 
     def ml_vetoed(self, symbol: str) -> str:
         return self._s("ml", "vetoed", symbol_token(symbol))
+
+    def ml_cycle(self, tf: str) -> str:
+        return self._s("ml", "cycle", _tf(tf))
 
     # risk
     def risk_approved(self, symbol: str) -> str:

@@ -7,13 +7,14 @@ from decile.events.market import OHLCV, BarBatch, QuarantinedBar
 from decile.events.models import ModelActivated, ModelRejected, RetrainRequested
 from decile.events.ops import DeadLetter
 from decile.events.risk import KillSwitchChanged, OrderIntent, RiskDecision
-from decile.events.signals import CandidateSignal, ConfirmDecision
+from decile.events.signals import CandidateSignal, ConfirmDecision, InferenceCycle
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     BarBatch,
     QuarantinedBar,
     FeatureBatch,
     CandidateSignal,
+    InferenceCycle,
     ConfirmDecision,
     RiskDecision,
     Order,
@@ -39,6 +40,7 @@ __all__ = [
     "Event",
     "FeatureBatch",
     "Fill",
+    "InferenceCycle",
     "KillSwitchChanged",
     "ModelActivated",
     "ModelRejected",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from decile.events.base import ColumnarEvent, Timeframe, UtcDatetime
@@ -14,6 +15,12 @@ class FeatureBatch(ColumnarEvent):
 
     NaN means warm-up or missing input, never zero. ``feature_schema`` is the
     schema version every consumer checks before using a column.
+
+    ``context_names`` are per-symbol values that are not model inputs but that
+    consumers of a feature row need with it, in the same message so they can
+    never belong to another bar: the feature service sends the bar's ``close``
+    (a candidate's entry price and its ATR in price units come from it). They
+    follow the features in ``values``; :attr:`features` is the model-input part.
     """
 
     type_name: ClassVar[str] = "FeatureBatch"
@@ -23,8 +30,14 @@ class FeatureBatch(ColumnarEvent):
     bar_time: UtcDatetime
     feature_schema: Annotated[str, Field(min_length=1, max_length=64)]
     feature_names: tuple[str, ...]
+    context_names: tuple[str, ...] = ()
     source_id: str = ""  # id of the BarBatch it was computed from
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.feature_names
+        return self.feature_names + self.context_names
+
+    @property
+    def features(self) -> np.ndarray:
+        """The feature columns only (rows = symbols, schema order)."""
+        return self.values[:, : len(self.feature_names)]

@@ -47,6 +47,31 @@ class CandidateSignal(Event):
     source_id: str = ""  # the FeatureBatch id
 
 
+class InferenceCycle(Event):
+    """What inference did with one feature cross-section: scored (by which versions,
+    how many proposals, how many kept) or skipped (``skipped`` says why).
+
+    Exactly one per ``feat.batch`` (id derived from it), so a subscriber can
+    prove that no cycle was lost and none was scored by two model versions.
+    """
+
+    type_name: ClassVar[str] = "InferenceCycle"
+    type: Literal["InferenceCycle"] = "InferenceCycle"
+    schema_version: Literal[1] = 1
+    tf: Timeframe
+    bar_time: UtcDatetime
+    source_id: str
+    feature_schema: str
+    model_versions: dict[str, str] = Field(default_factory=dict)
+    symbols: Annotated[int, Field(ge=0)] = 0
+    incomplete: Annotated[int, Field(ge=0)] = 0
+    proposals: Annotated[int, Field(ge=0)] = 0
+    kept: Annotated[int, Field(ge=0)] = 0
+    cycle_threshold: float | None = None
+    score_floor: float | None = None
+    skipped: Rejection | None = None
+
+
 class ConfirmDecision(Event):
     """Approve, invert or veto a candidate after its wait window."""
 

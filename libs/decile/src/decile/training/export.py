@@ -69,6 +69,10 @@ def to_onnx(model: FittedModel) -> bytes:
         model.booster, initial_types=[("input", FloatTensorType([None, n]))], zipmap=False
     )
     onx.graph.name = f"decile_{model.family.name}"  # the converter draws a random uuid
+    # the converter lists opsets in set order, which follows the process's hash seed
+    opsets = sorted(onx.opset_import, key=lambda o: (o.domain, o.version))
+    del onx.opset_import[:]
+    onx.opset_import.extend(opsets)
     out: bytes = onx.SerializeToString()
     return out
 

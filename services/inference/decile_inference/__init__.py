@@ -1,0 +1,1 @@
+"""Decile inference service."""

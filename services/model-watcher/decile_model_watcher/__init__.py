@@ -1,0 +1,1 @@
+"""Decile model-watcher service."""
