@@ -11,6 +11,7 @@ files, must give exactly the published candidates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -177,32 +178,49 @@ async def train_entry(dsn: str, root: Path, end: str) -> ModelVersion:
 
 
 async def replay_with_a_promotion(
-    nats_url: str, namespace: str, env: dict[str, str], promote: Any
+    nats_url: str, namespace: str, env: dict[str, str], promote: Any, *, watcher: bool = False
 ) -> tuple[list[InferenceCycle], list[CandidateSignal], str]:
-    """Replay half the bars, run ``promote()``, wait until the service re-read the registry,
-    replay the rest; returns the cycles (in bar order), candidates and the service's metrics."""
+    """Replay half the bars, run ``promote()``, wait until the inference service has
+    handled the new version (swapped or refused), replay the rest; returns the cycles (in
+    bar order), candidates and the service's metrics. With ``watcher`` the model-watcher
+    runs too and the registry re-read is slowed to 10 minutes: the swap must come from
+    its ``model.activated``."""
     batches = bar_batches()
     half = len(batches) // 2
     broker, bus = await connect_bus(nats_url, namespace)
-    ports = free_port(), free_port()
-    feature_env = {**env, "DECILE_SERVICE": "feature"}
+    ports = free_port(), free_port(), free_port()
     inference_env = {**env, "DECILE_SERVICE": "inference"}
-    with service_process("decile_feature", feature_env, ports[0]) as feat, \
-         service_process("decile_inference", inference_env, ports[1]) as inference:
-        await asyncio.to_thread(wait_ready, ports[0], feat)
-        await asyncio.to_thread(wait_ready, ports[1], inference)
+    if watcher:
+        inference_env["DECILE_INFERENCE__RECONCILE_S"] = "600"
+    with contextlib.ExitStack() as stack:
+        feat = stack.enter_context(service_process(
+            "decile_feature", {**env, "DECILE_SERVICE": "feature"}, ports[0]))
+        inference = stack.enter_context(service_process(
+            "decile_inference", inference_env, ports[1]))
+        procs = [(ports[0], feat), (ports[1], inference)]
+        if watcher:
+            procs.append((ports[2], stack.enter_context(service_process(
+                "decile_model_watcher", {**env, "DECILE_SERVICE": "model-watcher"}, ports[2]))))
+        for port, proc in procs:
+            await asyncio.to_thread(wait_ready, port, proc)
 
         def scored(n: int) -> Any:
             async def check() -> bool:
                 return len(await read(bus, "SIG", InferenceCycle)) >= n
             return check
 
+        async def handled() -> bool:
+            _, text = await asyncio.to_thread(http_get, ports[1], "/metrics")
+            events = metric_value(text, "decile_inference_model_swaps_total", family="entry")
+            events += metric_value(text, "decile_inference_model_refused_total", family="entry")
+            return events >= 2  # the first version at start, then the promoted one
+
         for b in batches[:half]:
             await bus.publish(b)
         assert await eventually(scored(half // 2), within=240, interval=0.5), \
             output(inference)[-3000:]
         await promote()
-        await asyncio.sleep(2.5)  # past DECILE_INFERENCE__RECONCILE_S while cycles keep coming
+        assert await eventually(handled, within=60, interval=0.2), output(inference)[-3000:]
         for b in batches[half:]:
             await bus.publish(b)
         assert await eventually(scored(len(batches)), within=240, interval=0.5), \
@@ -228,7 +246,7 @@ async def test_a_promotion_mid_replay_switches_versions_between_cycles(
         await promote_all(pg_dsn, {"entry": v2})
 
     cycles, candidates, _ = await replay_with_a_promotion(
-        nats_url, nats_namespace, inference_env, promote)
+        nats_url, nats_namespace, inference_env, promote, watcher=True)
     served = [c.model_versions["entry"] for c in cycles]
     switch = served.index(v2.version)
     assert 0 < switch < len(served)

@@ -26,6 +26,7 @@ from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
+from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
 
 from decile import codec, metrics
@@ -355,6 +356,15 @@ def _deliveries(raw: Any) -> int:
         return 1
 
 
+def _consumer_of(raw: Any) -> str | None:
+    """The durable a JetStream message came through; None for a core NATS message
+    (whose reply subject, e.g. a publisher's ack inbox, is not a JetStream ack)."""
+    try:
+        return getattr(getattr(raw, "metadata", None), "consumer", None)
+    except NotJSMessageError:
+        return None
+
+
 class Guards(dict[str, Guard]):
     """Guards by durable consumer name; one broker middleware dispatches to them."""
 
@@ -365,8 +375,7 @@ class Guards(dict[str, Guard]):
             async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
                 raw = msg.raw_message
                 first = raw[0] if isinstance(raw, list) and raw else raw
-                consumer = getattr(getattr(first, "metadata", None), "consumer", None)
-                guard = guards.get(consumer or "")
+                guard = guards.get(_consumer_of(first) or "")
                 if guard is None:  # not one of ours (core NATS subscription)
                     return await call_next(msg)
                 return await guard.run(call_next, msg)
