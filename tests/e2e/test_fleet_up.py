@@ -16,8 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from decile.fleet import FLEET, installed
-from decile.testing.probes import alive, eventually, free_port
+from decile.fleet import FLEET, by_name, installed
+from decile.testing.probes import alive, eventually, free_port, metric_value
 
 pytestmark = pytest.mark.e2e
 DECILE = str(Path(sys.executable).parent / "decile")
@@ -26,6 +26,8 @@ DECILE = str(Path(sys.executable).parent / "decile")
 async def test_decile_up_runs_every_installed_service_and_ctrl_c_leaves_nothing_behind(
     decile_env: dict[str, str], pg_dsn: str, tmp_path: Path
 ) -> None:
+    """As ``make run`` does it: first-run models trained and promoted, then every service,
+    replaying the bundled sample, with the inference service scoring its cycles."""
     state = tmp_path / "state"
     env = {**os.environ, **decile_env, "DECILE_STATE_DIR": str(state),
            "DECILE_INGEST__END": "2021-02-03T00:00:00Z"}
@@ -39,7 +41,8 @@ async def test_decile_up_runs_every_installed_service_and_ctrl_c_leaves_nothing_
                                         capture_output=True, text=True)
             return r.returncode == 0
 
-        assert await eventually(all_ready, within=60), "decile status never reported ready"
+        # first-run training (every family on the bundled sample) comes before the services
+        assert await eventually(all_ready, within=180), "decile status never reported ready"
         assert (state / "fleet.json").exists()
 
         async def replayed() -> bool:
@@ -52,6 +55,12 @@ async def test_decile_up_runs_every_installed_service_and_ctrl_c_leaves_nothing_
                 await conn.close()
 
         assert await eventually(replayed, within=60), "no bar reached PostgreSQL"
+
+        async def scored() -> bool:
+            text = await asyncio.to_thread(_metrics, by_name("inference").http_port)
+            return metric_value(text, "decile_inference_cycles_total", outcome="scored") > 0
+
+        assert await eventually(scored, within=60), "inference scored no cycle"
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
@@ -62,6 +71,11 @@ async def test_decile_up_runs_every_installed_service_and_ctrl_c_leaves_nothing_
     assert pids
     assert not [p for p in pids if alive(p)]
     assert not (state / "fleet.json").exists()
+    assert "entry@1.0.0 promoted to production" in out
+
+
+def _metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
 
 PROMETHEUS = shutil.which("prometheus")
@@ -87,7 +101,7 @@ async def test_a_real_prometheus_scrapes_every_service_of_the_running_fleet(
     )
     port = free_port()
     fleet = subprocess.Popen(  # noqa: ASYNC220 - real processes, as an operator runs them
-        [DECILE, "up", "--state-dir", str(state)], env=env,
+        [DECILE, "up", "--state-dir", str(state), "--no-train"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     prom = subprocess.Popen(  # noqa: ASYNC220

@@ -215,7 +215,10 @@ async def _drift(batch: FeatureBatch, cycle: Cycle, models: ModelSet, scores: Cy
     """PSI of the scored inputs against the entry model's training reference."""
     entry = models.entry
     if cycle.drift is None or cycle.drift_model != str(entry.id):
-        cycle.drift = entry.drift_monitor(cycle.cfg.drift_window)
+        # checks start once the window is full: slow features (288-bar betas) look drifted
+        # over a few hours of correlated rows
+        window = cycle.cfg.drift_window
+        cycle.drift = entry.drift_monitor(window, min_rows=window)
         cycle.drift_model = str(entry.id)
     if len(scores):
         cycle.drift.update(scores.x)

@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -385,8 +385,12 @@ def run_fleet(
     backoff: Backoff | None = None,
     grace: float = 10.0,
     out: TextIO | None = None,
+    prepare: Callable[[Mapping[str, servers.Endpoint], Callable[[str], None]], None] | None = None,
 ) -> int:
     """Claim the state dir, ensure servers, supervise the installed services, clean up.
+
+    ``prepare(endpoints, say)`` runs once the servers answer and before any service
+    starts (``decile up`` trains first-run models there).
 
     Blocking; meant for the main thread (it installs SIGINT/SIGTERM handlers).
     Whatever happens, the embedded servers it started are stopped and
@@ -422,6 +426,8 @@ def run_fleet(
             sup.say(f"{ep.kind}: {servers.redact(ep.url)} ({ep.origin})")
         sup.endpoints = endpoints
         state.record({}, endpoints)
+        if prepare is not None:
+            prepare(endpoints, sup.say)
         return asyncio.run(sup.run(handle_signals=True))
     except KeyboardInterrupt:
         sup.say("interrupted")

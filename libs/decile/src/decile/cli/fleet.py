@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -82,6 +84,14 @@ def up(
         ),
     ] = 10.0,
     fleet: FleetOption = None,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train/--no-train",
+            help="On a registry without a production entry model, first train every family "
+            "on the bundled sample and promote those that pass the gate (about 20 s).",
+        ),
+    ] = True,
 ) -> None:
     """Start the servers and every installed service, and keep them running.
 
@@ -96,6 +106,9 @@ def up(
 
     --data / --generator reach ingest as DECILE_INGEST__SOURCE (replay or
     generator) with DECILE_INGEST__PATH or DECILE_INGEST__GENERATOR_SYMBOLS.
+
+    Model artifacts live under <state-dir>/models unless DECILE_ARTIFACTS__ROOT
+    is set; with --train (the default) a first run trains the models inference needs.
     """
     if data is not None and generator is not None:
         raise typer.BadParameter("choose one source: --data or --generator", param_hint="--data")
@@ -106,11 +119,23 @@ def up(
     elif generator is not None:
         ingest_env = {"DECILE_INGEST__SOURCE": "generator",
                       "DECILE_INGEST__GENERATOR_SYMBOLS": str(generator)}  # fmt: skip
+    env = dict(os.environ)
+    artifacts = Path(env.setdefault("DECILE_ARTIFACTS__ROOT", str(state_dir.resolve() / "models")))
+    specs = load_fleet(fleet)
+    scoring = any(s.name == "inference" and installed(s) for s in specs)
+    local = env.get("DECILE_ARTIFACTS__BACKEND", "local") == "local"
+
+    def first_models(endpoints: Mapping[str, servers.Endpoint], say: Callable[[str], None]) -> None:
+        from decile.bootstrap import bootstrap  # training imports are heavy: only when needed
+
+        if "postgres" in endpoints:
+            bootstrap(endpoints["postgres"].url, artifacts, say)
+
     try:
         code = run_fleet(
-            load_fleet(fleet), state_dir,
+            specs, state_dir, env=env,
             service_env={"ingest": ingest_env}, prefer_embedded=True if embedded else None,
-            grace=grace,
+            grace=grace, prepare=first_models if train and scoring and local else None,
         )  # fmt: skip
     except (FleetRunning, servers.ServerUnavailable) as err:
         Console(stderr=True).print(f"[red]decile up:[/red] {err}", highlight=False)
