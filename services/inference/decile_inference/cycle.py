@@ -147,13 +147,15 @@ async def on_features(batch: FeatureBatch, cycle: Cycle) -> None:
         await _publish_skip(batch, cycle, refusal, models)
         return
     signals = [c for c in (candidate(batch, s, scores) for s in scores.selected()) if c]
-    await cycle.bus.publish_many(signals)  # pipelined: one round trip for the cycle's signals
-    await cycle.bus.publish(batch.follow(
+    summary = batch.follow(
         InferenceCycle, "cycle", producer="inference", tf=batch.tf, bar_time=batch.bar_time,
         source_id=batch.id, feature_schema=batch.feature_schema, model_versions=scores.versions,
         symbols=len(batch.symbols), incomplete=len(scores.incomplete), proposals=len(scores),
         kept=len(signals), cycle_threshold=_finite(scores.threshold),
-        score_floor=scores.floor))
+        score_floor=scores.floor)
+    # pipelined on one connection: stored in this order (the cycle after its signals), and
+    # acknowledged together in one round trip
+    await cycle.bus.publish_many([*signals, summary])
     tf = batch.tf
     metrics.CYCLES.labels(tf, "scored").inc()
     metrics.CANDIDATES.labels(tf).inc(len(signals))
