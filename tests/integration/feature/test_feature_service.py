@@ -111,7 +111,8 @@ async def test_every_feature_row_and_redis_vector_equals_the_offline_engine(
         assert fb.feature_names == SCHEMA.names
         ts = int(fb.bar_time.timestamp() * 1000)
         for sym, row in zip(fb.symbols, fb.features, strict=True):
-            assert same(row, want[(sym, ts)]), (sym, ts)
+            # features travel as float32: equal to the offline value on that grid (one ulp)
+            assert same(row, want[(sym, ts)].astype(np.float32), rtol=2.4e-7), (sym, ts)
     redis = Redis.from_url(redis_url)
     last = out[-1]
     last_ts = int(last.bar_time.timestamp() * 1000)
@@ -162,5 +163,6 @@ async def test_kill_9_mid_replay_then_restart_gives_the_uninterrupted_features(
     out = await published(bus.js, bus.subjects)
     assert [fb.source_id for fb in out] == [b.id for b in batches]  # once each, in order
     for fb in out:
-        assert np.array_equal(fb.features, expected[fb.source_id], equal_nan=True)
+        want = expected[fb.source_id].astype(np.float32)
+        assert np.array_equal(fb.features, want, equal_nan=True)
     await broker.stop()

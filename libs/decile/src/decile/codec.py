@@ -57,17 +57,24 @@ def encode(event: Event) -> tuple[bytes, dict[str, str]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _schema(columns: tuple[str, ...]) -> pa.Schema:
-    fields = [pa.field("symbol", pa.string())] + [pa.field(c, pa.float64()) for c in columns]
+def _schema(columns: tuple[str, ...], float32: int = 0) -> pa.Schema:
+    """``symbol``, then the first ``float32`` columns as float32 and the rest as float64."""
+    fields = [pa.field("symbol", pa.string())] + [
+        pa.field(c, pa.float32() if j < float32 else pa.float64()) for j, c in enumerate(columns)
+    ]
     return pa.schema(fields)
 
 
 def _encode_arrow(event: ColumnarEvent) -> bytes:
     envelope = event.model_dump_json(exclude={"symbols", "values"}).encode()
-    schema = _schema(event.columns).with_metadata({META_KEY: envelope})
+    n32 = event.float32_columns
+    schema = _schema(event.columns, n32).with_metadata({META_KEY: envelope})
     cols = np.asfortranarray(event.values)  # contiguous columns: zero-copy into Arrow
     arrays = [pa.array(event.symbols, type=pa.string())]
-    arrays += [pa.array(cols[:, j]) for j in range(cols.shape[1])]
+    arrays += [
+        pa.array(cols[:, j].astype(np.float32) if j < n32 else cols[:, j])
+        for j in range(cols.shape[1])
+    ]
     batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:

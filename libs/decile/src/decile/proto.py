@@ -48,8 +48,8 @@ _ANY_COLUMNAR = "AnyColumnarEvent"
 
 _COLUMNS = {
     BarBatch: ", ".join(OHLCV),
-    FeatureBatch: "the names in `feature_names`, then those in `context_names` (the bar's "
-    "`close`), in that order",
+    FeatureBatch: "the names in `feature_names` (float32), then those in `context_names` "
+    "(the bar's `close`, float64), in that order",
 }
 
 
@@ -81,7 +81,8 @@ def wire_note(cls: type[Event]) -> str:
             f"Wire format: one Arrow IPC stream (Content-Type `{codec.ARROW_CT}`), not JSON. "
             f"The envelope (every field but `symbols` and `values`) is JSON in the Arrow "
             f"schema metadata key `{codec.META_KEY.decode()}`; the columns are `symbol` "
-            f"(string, one row per symbol) then one float64 column per value name "
+            f"(string, one row per symbol) then one float64 column per value name (float32 "
+            f"for a FeatureBatch's features) "
             f"({columns}). This schema describes the decoded event, with `values` as a "
             f"row-major matrix."
         )

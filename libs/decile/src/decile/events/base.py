@@ -169,6 +169,11 @@ class ColumnarEvent(Event):
     def columns(self) -> tuple[str, ...]:
         raise NotImplementedError
 
+    @property
+    def float32_columns(self) -> int:
+        """How many leading columns are float32 by contract (on the wire and in ``values``)."""
+        return 0
+
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.columns.index(name)]
 

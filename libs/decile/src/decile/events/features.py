@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from decile.events.base import ColumnarEvent, Timeframe, UtcDatetime
 
@@ -36,6 +36,22 @@ class FeatureBatch(ColumnarEvent):
     @property
     def columns(self) -> tuple[str, ...]:
         return self.feature_names + self.context_names
+
+    @property
+    def float32_columns(self) -> int:
+        return len(self.feature_names)
+
+    @model_validator(mode="after")
+    def _float32_features(self) -> Self:
+        n = len(self.feature_names)
+        features = self.values[:, :n]
+        rounded = features.astype(np.float32).astype(np.float64)
+        if not np.array_equal(features, rounded, equal_nan=True):
+            values = self.values.copy()
+            values[:, :n] = rounded
+            values.setflags(write=False)
+            object.__setattr__(self, "values", values)
+        return self
 
     @property
     def features(self) -> np.ndarray:
