@@ -14,6 +14,7 @@ would (floats survive a JSON round trip bit for bit; times are epoch ms).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -163,7 +164,7 @@ class Book:
     seen: dict[str, int] = field(default_factory=dict)
 
     def ledger(self, starting_equity: float) -> Ledger:
-        unrealised = sum(p.unrealised for p in self.positions.values())
+        unrealised = math.fsum(p.unrealised for p in self.positions.values())
         return Ledger(
             starting_equity=starting_equity,
             cash=self.cash,

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -47,13 +47,15 @@ from decile.market.timeframes import align, to_ms
 from decile.paper import costs
 from decile.paper.book import SNAPSHOT_VERSION, Book, Ledger, Position, Ticket
 from decile.paper.config import PaperConfig
-from decile.paper.rules import Bar, ExitReason, entry_fill, excursion, exit_fill
+from decile.paper.rules import Bar, Excursion, ExitReason, entry_fill, excursion, exit_fill
 from decile.paper.rules import Fill as Execution
 
 __all__ = ["PRODUCER", "PaperBroker", "span_ms", "submission_bar_ms"]
 
 PRODUCER: Final = "execution"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+OrderStatus = Literal["accepted", "cancelled", "expired"]
+Leg = Literal["entry", "exit"]
 _UNIT_MS: Final = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
@@ -250,7 +252,7 @@ class PaperBroker:
             entry_fee=fee,
             entry_liquidity=fill.liquidity,
             entry_ms=bar.time_ms,
-            excursion=excursion(ticket.long, fill.price, bar, favourable=False),
+            excursion=Excursion(0.0, 0.0),  # the fill bar's moves are added by _hold
             mark=fill.price,
         )
 
@@ -333,7 +335,7 @@ class PaperBroker:
         del self._book.orders[key]
         events.append(self._order(ticket, "expired", _time(now + self.config.tf_ms)))
 
-    def _order(self, ticket: Ticket, status: str, at: datetime) -> Order:
+    def _order(self, ticket: Ticket, status: OrderStatus, at: datetime) -> Order:
         intent = ticket.intent
         return ticket.decision.follow(
             Order,
@@ -352,7 +354,7 @@ class PaperBroker:
             expires_at=_time(ticket.deadline_ms),
         )
 
-    def _fill(self, ticket: Ticket, leg: str, fill: Execution, fee: float, bar_ms: int) -> Fill:
+    def _fill(self, ticket: Ticket, leg: Leg, fill: Execution, fee: float, bar_ms: int) -> Fill:
         intent = ticket.intent
         return ticket.decision.follow(
             Fill,
