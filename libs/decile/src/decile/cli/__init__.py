@@ -11,7 +11,7 @@ import os
 import typer
 
 from decile import obs
-from decile.cli import fleet, ingest, models, train
+from decile.cli import fleet, ingest, kill, models, train
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-COMMAND_MODULES = (fleet, ingest, train, models)
+COMMAND_MODULES = (fleet, ingest, train, models, kill)
 
 
 @app.callback()

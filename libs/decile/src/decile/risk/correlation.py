@@ -27,9 +27,7 @@ def book_correlation(symbol: str, book: BookState) -> BookCorrelation:
     for p in book.positions:
         sign = 1.0 if p.side == "long" else -1.0
         weights[p.symbol] = weights.get(p.symbol, 0.0) + sign * p.notional
-    legs = [
-        (w, book.returns[s]) for s, w in weights.items() if w != 0.0 and s in book.returns
-    ]
+    legs = [(w, book.returns[s]) for s, w in weights.items() if w != 0.0 and s in book.returns]
     if mine is None or not legs:
         return BookCorrelation(None, 0)
     n = min(len(mine), *(len(r) for _, r in legs))

@@ -65,9 +65,7 @@ class Gate:
     name: str
     rule: Rule
 
-    def check(
-        self, ctx: CandidateContext, book: BookState, config: RiskConfig
-    ) -> Rejection | None:
+    def check(self, ctx: CandidateContext, book: BookState, config: RiskConfig) -> Rejection | None:
         block = self.rule(ctx, book, config)
         return None if block is None else block.rejection(self.name)
 
@@ -174,9 +172,7 @@ def drawdown(ctx: CandidateContext, book: BookState, config: RiskConfig) -> Bloc
 # ---- concentration -----------------------------------------------------------------
 
 
-def max_open_positions(
-    ctx: CandidateContext, book: BookState, config: RiskConfig
-) -> Block | None:
+def max_open_positions(ctx: CandidateContext, book: BookState, config: RiskConfig) -> Block | None:
     n = len(book.positions)
     if n < config.max_open_positions:
         return None

@@ -73,4 +73,3 @@ def order_intent(
         expires_at=ctx.now + config.entry_expiry_bars * ctx.bar,
         risk_amount=quantity * ctx.stop_distance,
     )
-

@@ -31,9 +31,7 @@ class Sizing:
         return self.binding != "risk_per_trade"
 
 
-def size(
-    ctx: CandidateContext, book: BookState, config: RiskConfig, entry_price: float
-) -> Sizing:
+def size(ctx: CandidateContext, book: BookState, config: RiskConfig, entry_price: float) -> Sizing:
     d = ctx.stop_distance
     target = config.risk_per_trade * book.equity / d
     symbol_room = config.max_symbol_exposure * book.equity - book.symbol_notional(ctx.symbol)
