@@ -36,6 +36,7 @@ from decile.training.calibration import (
     Platt,
     fit_calibration,
     logit,
+    sigmoid,
 )
 from decile.training.split import Split
 
@@ -71,12 +72,6 @@ class FitConfig:
             raise ValueError("max_iter must be >= 1 and tol > 0")
 
 
-def _sigmoid(z: F64) -> F64:
-    with np.errstate(over="ignore"):
-        out: F64 = 1.0 / (1.0 + np.exp(-z))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class LogisticFit:
     """Standardised-space solution: ``coef`` per column, ``intercept``, how it ended."""
@@ -105,7 +100,7 @@ def fit_logistic(z: F64, y: F64, l2: float, max_iter: int = 100, tol: float = 1e
 
     current = loss(w)
     for it in range(1, max_iter + 1):
-        p = _sigmoid(a @ w)
+        p = sigmoid(a @ w)
         g = a.T @ (p - y) + pen * w
         h = (a * (p * (1 - p))[:, None]).T @ a + np.diag(pen)
         step = np.linalg.solve(h, g)
@@ -151,7 +146,7 @@ class ConfirmModel:
 
     def raw(self, x: npt.ArrayLike) -> F64:
         """Uncalibrated probability: what ``model.onnx`` outputs."""
-        return _sigmoid(self.margin(x))
+        return sigmoid(self.margin(x))
 
     def predict(self, x: npt.ArrayLike) -> F64:
         """Calibrated ``P(R >= theta)``: what ``decide`` takes."""

@@ -26,6 +26,7 @@ __all__ = [
     "calibration_from_dict",
     "fit_calibration",
     "logit",
+    "sigmoid",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -40,7 +41,8 @@ def logit(p: npt.ArrayLike) -> F64:
     return out
 
 
-def _sigmoid(z: F64) -> F64:
+def sigmoid(z: F64) -> F64:
+    """The logistic function, overflow-safe (exp -> inf gives exactly 0)."""
     with np.errstate(over="ignore"):  # exp overflow -> inf -> exactly 0: the right limit
         out: F64 = 1.0 / (1.0 + np.exp(-z))
     return out
@@ -55,7 +57,7 @@ class Platt:
 
     def __call__(self, margin: npt.ArrayLike) -> F64:
         z = self.a * np.asarray(margin, dtype=np.float64) + self.b
-        return _sigmoid(z)
+        return sigmoid(z)
 
     @classmethod
     def fit(cls, margin: F64, y: F64, iters: int = 50, ridge: float = 1e-6) -> Platt:
@@ -74,7 +76,7 @@ class Platt:
 
         current = loss(w)
         for _ in range(iters):
-            p = _sigmoid(xm @ w)
+            p = sigmoid(xm @ w)
             g = xm.T @ (p - y) + ridge * w
             h = (xm * (p * (1 - p))[:, None]).T @ xm + ridge * np.eye(2)
             step = np.linalg.solve(h, g)
