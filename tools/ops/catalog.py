@@ -59,9 +59,10 @@ OPS: dict[str, Ops] = {
     ),
     "confirm": Ops(publishes=("ml.confirmed.>", "ml.vetoed.>"),
                    consumes=("ml.candidate.>", "md.bars.>")),
+    # kill switches are read from the KV bucket (decile.killswitch), not a consumer
     "risk": Ops(
-        publishes=("risk.approved.>", "risk.rejected.>", "risk.kill.>"),
-        consumes=("ml.confirmed.>", "exec.>", "risk.kill.>"),
+        publishes=("risk.approved.>", "risk.rejected.>"),
+        consumes=("ml.confirmed.>", "md.bars.>", "exec.>", "model.activated.>"),
     ),
     # the only publisher of exec.*
     "execution": Ops(publishes=("exec.>",), consumes=("risk.approved.>", "md.bars.>")),

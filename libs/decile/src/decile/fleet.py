@@ -47,7 +47,7 @@ FLEET: tuple[ServiceSpec, ...] = (
     _spec("feature", 9102, "nats", "redis"),
     _spec("inference", 9103, "nats", "postgres"),
     _spec("confirm", 9104, "nats"),
-    _spec("risk", 9105, "nats"),
+    _spec("risk", 9105, "nats", "postgres"),
     _spec("execution", 9106, "nats"),
     _spec("model-watcher", 9107, "nats", "postgres"),
     _spec("recorder", 9108, "nats", "postgres"),

@@ -1,0 +1,1 @@
+"""Decile risk service."""

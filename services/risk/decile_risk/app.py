@@ -1,0 +1,199 @@
+"""The one bootstrap of the risk service."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import nats.js.errors as js_errors
+
+from decile.events import (
+    BarBatch,
+    ConfirmDecision,
+    Event,
+    Fill,
+    KillSwitchChanged,
+    ModelActivated,
+    RiskDecision,
+    TradeClosed,
+)
+from decile.killswitch import KillSwitches
+from decile.obs import get_logger
+from decile.risk import CandidateContext, KillState, decision_event, evaluate
+from decile.service import Runtime, create_runtime
+from decile.store import migrate
+from decile_risk import metrics as m
+from decile_risk.audit import AuditLog
+from decile_risk.book import LiveBook, utcnow
+from decile_risk.settings import RiskSettings
+
+log = get_logger(__name__)
+
+# Consumers whose state is the whole history: deleted at start so they replay the stream
+EXEC_DURABLE = "risk-exec"
+MODEL_DURABLE = "risk-model-activated"
+
+
+def create_app(settings: RiskSettings) -> Runtime:
+    rt = create_runtime(settings)
+    rt.ready("postgres", False)
+    rt.ready("kill", False)
+    cfg = settings.risk
+    config = cfg.config()
+    book = LiveBook(cfg.start_equity, returns_window=cfg.returns_window, clusters=cfg.clusters)
+    holder: dict[str, Any] = {"kill": KillState.unknown()}  # fail closed until read
+    m.DAILY_LOSS_LIMIT.set(config.max_daily_loss * cfg.start_equity)
+
+    async def on_confirm(confirm: ConfirmDecision) -> None:
+        """A confirmed (approved or inverted) candidate -> gates -> audited RiskDecision."""
+        if confirm.decision == "veto":  # final already; never routed here on ml.confirmed
+            return
+        start = time.perf_counter()
+        now = utcnow()
+        ctx = CandidateContext.from_confirm(confirm, now)
+        state = book.state(now, holder["kill"], ctx.symbol)
+        verdict = evaluate(ctx, state, config)
+        decision = decision_event(confirm, verdict, producer=rt.name)
+        decision, new = await holder["audit"].record(decision)  # before publishing
+        await rt.bus.publish(decision)
+        book.on_decision(decision)
+        rej = decision.rejection
+        if new:
+            m.DECISIONS.labels(decision.outcome, rej.gate if rej else "",
+                               rej.code.value if rej else "").inc()
+        else:
+            m.REPUBLISHED.inc()
+        m.DECISION_SECONDS.observe(time.perf_counter() - start)
+        _book_metrics(book, now, config.max_daily_loss)
+        log.info("risk decision", id=decision.id, symbol=decision.symbol,
+                 outcome=decision.outcome, code=rej.code.value if rej else None,
+                 republished=not new)
+
+    async def on_bars(batch: BarBatch) -> None:
+        """Bar cross-sections: freshness per symbol, rolling returns, marks."""
+        book.on_bars(batch)
+        m.SYMBOLS_TRACKED.set(len(book.last_bar_time))
+        _book_metrics(book, utcnow(), config.max_daily_loss)
+
+    async def on_exec(event: Event) -> None:
+        """Fills and closed trades: open positions, equity, realised R."""
+        if isinstance(event, Fill):
+            book.on_fill(event)
+        elif isinstance(event, TradeClosed):
+            book.on_closed(event)
+        _book_metrics(book, utcnow(), config.max_daily_loss)
+
+    async def on_model(event: ModelActivated) -> None:
+        """A production entry model: its age starts at its registration (registry) or, when
+        the registry does not know it, at the activation's event time."""
+        if event.family != "entry" or event.status != "production":
+            return
+        created = await _registered_at(holder["pool"], event.family, event.version)
+        book.on_model(created or event.ts_event)
+        _model_metric(book)
+
+    rt.subscribe(on_confirm, family="ml", kind="confirmed", event=ConfirmDecision, stream="SIG",
+                 durable="risk-confirmed", batch_size=1, max_wait_s=0.05, ordered=True)
+    rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
+                 durable=f"risk-bars-{cfg.tf}", batch_size=1, max_wait_s=0.05, ordered=True)
+    rt.subscribe(on_exec, family="exec", kind=None, event=None, stream="EXEC",
+                 durable=EXEC_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
+    rt.subscribe(on_model, family="model", kind="activated", event=ModelActivated,
+                 stream="MODEL", durable=MODEL_DURABLE, batch_size=1, max_wait_s=0.1,
+                 ordered=True)
+    rt.produces(RiskDecision, "risk", "approved", "One per approved confirm: the sized order.")
+    rt.produces(RiskDecision, "risk", "rejected", "One per refused confirm: the first gate.")
+    rt.produces(KillSwitchChanged, "risk", "kill", "Not published here: read by the watcher.")
+
+    @rt.on_start
+    async def _state() -> None:
+        pool = await asyncpg.create_pool(
+            settings.postgres.dsn.get_secret_value(),
+            min_size=settings.postgres.pool_min,
+            max_size=settings.postgres.pool_max,
+        )
+        async with pool.acquire() as conn:
+            await migrate.apply(conn)
+        holder["pool"] = pool
+        audit = AuditLog(pool)
+        holder["audit"] = audit
+        for decision in await audit.approved():
+            book.on_decision(decision)  # stops of positions opened before a restart
+        created = await _production_created(pool, "entry")
+        if created is not None:
+            book.on_model(created)
+        _model_metric(book)
+        # the book is the whole EXEC history: replay it from the stream's start
+        for stream, durable in (("EXEC", EXEC_DURABLE), ("MODEL", MODEL_DURABLE)):
+            with contextlib.suppress(js_errors.NotFoundError):
+                await rt.bus.js.delete_consumer(rt.subjects.stream(stream), durable)
+        rt.ready("postgres")
+        log.info("risk limits", **config.limits(), start_equity=cfg.start_equity, tf=cfg.tf)
+
+    @rt.after_start
+    async def _watch_kill() -> None:
+        switches = await KillSwitches.open(rt.bus.js, settings.nats.namespace)
+        rt.spawn(_follow_kill(switches, holder, rt), "kill-switch-watch")
+
+    @rt.on_stop
+    async def _close() -> None:
+        if "pool" in holder:
+            await holder["pool"].close()
+
+    return rt
+
+
+async def _follow_kill(switches: KillSwitches, holder: dict[str, Any], rt: Runtime) -> None:
+    shown: set[tuple[str, str]] = set()
+    async for state in switches.watch():
+        holder["kill"] = state
+        on = {("master", "*")} if state.master else set()
+        on |= {("symbol", s) for s in state.symbols}
+        on |= {("strategy", s) for s in state.strategies}
+        on |= {("auto", s) for s in state.auto}
+        for scope, key in shown - on:
+            m.KILL_SWITCH.labels(scope, key).set(0)
+        for scope, key in on:
+            m.KILL_SWITCH.labels(scope, key).set(1)
+        if not state.master:
+            m.KILL_SWITCH.labels("master", "*").set(0)
+        shown |= on
+        log.info("kill state", master=state.master, symbols=sorted(state.symbols),
+                 strategies=sorted(state.strategies), auto=sorted(state.auto))
+        rt.ready("kill")
+
+
+def _book_metrics(book: LiveBook, now: datetime, max_daily_loss: float) -> None:
+    equity = book.equity()
+    sod = book.start_of_day_equity(now)
+    m.EQUITY.set(equity)
+    m.PEAK_EQUITY.set(max(book.peak, equity))
+    m.OPEN_POSITIONS.set(len(book.open))
+    m.DAILY_PNL.set(equity - sod)
+    m.DAILY_LOSS_LIMIT.set(max_daily_loss * sod)
+
+
+def _model_metric(book: LiveBook) -> None:
+    age = book.model_age_s(utcnow())
+    m.MODEL_AGE.set(-1.0 if age is None else age)
+
+
+async def _registered_at(pool: asyncpg.Pool, family: str, version: str) -> datetime | None:
+    async with pool.acquire() as conn:
+        value = await conn.fetchval(
+            "SELECT created_at FROM model_versions WHERE family = $1 AND version = $2",
+            family, version,
+        )
+    return value if isinstance(value, datetime) else None
+
+
+async def _production_created(pool: asyncpg.Pool, family: str) -> datetime | None:
+    async with pool.acquire() as conn:
+        value = await conn.fetchval(
+            "SELECT created_at FROM model_versions WHERE family = $1 AND status = 'production'",
+            family,
+        )
+    return value if isinstance(value, datetime) else None

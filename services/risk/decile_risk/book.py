@@ -1,0 +1,197 @@
+"""The live book risk keeps in memory: bars, positions, closed trades, model age.
+
+Everything here is fed by events and read through :meth:`LiveBook.state`, which
+returns the frozen :class:`decile.risk.BookState` the gates see. No I/O; the
+clock is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from decile.events import BarBatch, Fill, RiskDecision, TradeClosed
+from decile.events.signals import Side
+from decile.risk import BookState, KillState, Position
+
+MIN_EQUITY = 0.01  # BookState needs positive reference equities; below this, no limit applies
+
+
+@dataclass
+class Open:
+    """One open position, keyed by the risk decision that approved it."""
+
+    symbol: str
+    side: Side
+    strategy: str
+    quantity: float
+    entry_price: float
+    stop_price: float | None  # from our own approved intent, when known
+
+    @property
+    def risk_amount(self) -> float:
+        if self.stop_price is None:
+            return 0.0
+        return self.quantity * abs(self.entry_price - self.stop_price)
+
+
+@dataclass(frozen=True)
+class Approved:
+    strategy: str
+    stop_price: float
+
+
+class LiveBook:
+    def __init__(
+        self,
+        start_equity: float,
+        *,
+        returns_window: int = 200,
+        clusters: Mapping[str, str] | None = None,
+        r_window: int = 500,
+    ) -> None:
+        self.start_equity = start_equity
+        self.clusters = dict(clusters or {})
+        self.window = returns_window
+        self.bar_times: deque[datetime] = deque(maxlen=returns_window + 1)
+        self.closes: dict[str, dict[datetime, float]] = {}
+        self.last_bar_time: dict[str, datetime] = {}
+        self.last_close: dict[str, float] = {}
+        self.open: dict[str, Open] = {}  # decision id -> position
+        self.approved: dict[str, Approved] = {}  # decision id -> what the fill cannot say
+        self.closed: dict[str, tuple[datetime, float]] = {}  # decision id -> (exit time, pnl)
+        self.recent_r: deque[float] = deque(maxlen=r_window)
+        self.realised = 0.0
+        self.peak = start_equity
+        self.model_created: datetime | None = None
+
+    # ---- inputs ---------------------------------------------------------------
+
+    def on_bars(self, batch: BarBatch) -> None:
+        t = batch.bar_time
+        if t not in self.bar_times and (not self.bar_times or t > self.bar_times[0]):
+            self.bar_times.append(t)
+            self.bar_times = deque(sorted(self.bar_times), maxlen=self.window + 1)
+        oldest = self.bar_times[0]
+        closes = batch.values[:, 3]
+        for sym, close in zip(batch.symbols, closes, strict=True):
+            series = self.closes.setdefault(sym, {})
+            series[t] = float(close)
+            if len(series) > self.window + 1:
+                for old in [k for k in series if k < oldest]:
+                    del series[old]
+            if sym not in self.last_bar_time or t >= self.last_bar_time[sym]:
+                self.last_bar_time[sym] = t
+                self.last_close[sym] = float(close)
+        self.peak = max(self.peak, self.equity())
+
+    def on_decision(self, decision: RiskDecision) -> None:
+        """Remember an approved intent: its stop prices the fills' risk."""
+        if decision.intent is not None:
+            strategy = decision.confirm.candidate.strategy
+            self.approved[decision.id] = Approved(strategy, decision.intent.stop_price)
+
+    def on_fill(self, fill: Fill) -> None:
+        if fill.decision_id in self.closed:
+            return
+        pos = self.open.get(fill.decision_id)
+        if fill.leg == "entry":
+            known = self.approved.get(fill.decision_id)
+            if pos is None:
+                self.open[fill.decision_id] = Open(
+                    fill.symbol, fill.side, known.strategy if known else "unknown",
+                    fill.quantity, fill.price, known.stop_price if known else None,
+                )
+            else:
+                qty = pos.quantity + fill.quantity
+                paid = pos.entry_price * pos.quantity + fill.price * fill.quantity
+                pos.entry_price = paid / qty
+                pos.quantity = qty
+        elif pos is not None:
+            pos.quantity -= fill.quantity
+            if pos.quantity <= 1e-12:
+                del self.open[fill.decision_id]
+
+    def on_closed(self, trade: TradeClosed) -> None:
+        if trade.decision_id in self.closed:
+            return
+        self.open.pop(trade.decision_id, None)
+        self.closed[trade.decision_id] = (trade.exit_time, trade.pnl)
+        self.realised += trade.pnl
+        self.recent_r.append(trade.realised_r)
+        self.peak = max(self.peak, self.equity())
+
+    def on_model(self, created: datetime) -> None:
+        self.model_created = created
+
+    # ---- figures --------------------------------------------------------------
+
+    def unrealised(self) -> float:
+        total = 0.0
+        for p in self.open.values():
+            mark = self.last_close.get(p.symbol, p.entry_price)
+            sign = 1.0 if p.side == "long" else -1.0
+            total += sign * p.quantity * (mark - p.entry_price)
+        return total
+
+    def equity(self) -> float:
+        return self.start_equity + self.realised + self.unrealised()
+
+    def start_of_day_equity(self, now: datetime) -> float:
+        """Realised equity at 00:00 UTC of ``now``'s day: open P&L counts wholly as today's."""
+        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        before = sum(pnl for t, pnl in self.closed.values() if t < midnight)
+        return self.start_equity + before
+
+    def model_age_s(self, now: datetime) -> float | None:
+        if self.model_created is None:
+            return None
+        return max(0.0, (now - self.model_created).total_seconds())
+
+    def returns(self, symbols: set[str]) -> dict[str, np.ndarray]:
+        """Log returns over the shared bar times, NaN where a bar is missing."""
+        times = list(self.bar_times)
+        out: dict[str, np.ndarray] = {}
+        for sym in symbols:
+            series = self.closes.get(sym)
+            if not series or len(times) < 2:
+                continue
+            px = np.array([series.get(t, math.nan) for t in times], dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[sym] = np.diff(np.log(px))
+        return out
+
+    def positions(self) -> tuple[Position, ...]:
+        out = []
+        for p in self.open.values():
+            mark = self.last_close.get(p.symbol, p.entry_price)
+            out.append(Position(p.symbol, p.strategy, p.side, abs(p.quantity * mark),
+                                self.clusters.get(p.symbol, p.symbol), p.risk_amount))
+        return tuple(out)
+
+    def state(self, now: datetime, kill: KillState, symbol: str | None = None) -> BookState:
+        positions = self.positions()
+        wanted = {p.symbol for p in positions} | ({symbol} if symbol else set())
+        equity = self.equity()
+        return BookState(
+            equity=equity,
+            start_of_day_equity=max(MIN_EQUITY, self.start_of_day_equity(now)),
+            peak_equity=max(MIN_EQUITY, self.peak, equity),
+            positions=positions,
+            recent_r=tuple(self.recent_r),
+            returns=self.returns(wanted),
+            last_bar_time=dict(self.last_bar_time),
+            model_age_s=self.model_age_s(now),
+            kill=kill,
+            clusters=self.clusters,
+        )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
