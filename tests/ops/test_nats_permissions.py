@@ -318,3 +318,30 @@ async def test_tls_config_serves_the_same_permissions_over_tls(
             await _connect_and_close(proc.url, "ingest", passwords["ingest"])
     finally:
         proc.stop()
+
+
+async def test_risk_reads_watches_and_sets_kill_switches_within_its_rights(
+    server: NatsProc, passwords: dict[str, str], streams: None
+) -> None:
+    """The risk user opens the kill-switch bucket, writes, reads and watches it; the
+    inference user may not touch it."""
+    from decile.killswitch import KillSwitches
+
+    errors = Violations()
+    nc = await connect(server, "risk", passwords, errors)
+    switches = await KillSwitches.open(nc.jetstream(timeout=5))
+    await switches.set("master", on=True, reason="permissions test", by="risk")
+    watch = switches.watch()
+    state = await asyncio.wait_for(watch.__anext__(), 10)
+    assert state.master
+    await switches.set("master", on=False, reason="done", by="risk")
+    assert not (await switches.state()).master
+    await watch.aclose()
+    assert not [e for e in errors.errors if "permissions violation" in e.lower()], errors.errors
+    await nc.close()
+    denied = Violations()
+    other = await connect(server, "inference", passwords, denied)
+    await other.publish("$KV.decile-kill.master", b"{}")
+    await other.flush()
+    assert await eventually(lambda: _true(denied.about("$KV.decile-kill.master")), within=5)
+    await other.close()

@@ -34,6 +34,8 @@ class Ops:
     ``consumes``: subject patterns it reads through durable JetStream consumers;
     each pattern's family names the stream (``md.bars.>`` -> MD).
     ``reads_last``: streams it reads single messages from (``get_last_msg``).
+    ``kv``: JetStream KV buckets it reads, watches and writes (kill switches).
+    ``replays``: ``STREAM.durable`` consumers it deletes at start to replay the stream.
     ``scaling``: ``hpa`` only for services whose replicas can share their
     durable consumers without shared in-memory state.
     """
@@ -41,6 +43,8 @@ class Ops:
     publishes: tuple[str, ...] = ()
     consumes: tuple[str, ...] = ()
     reads_last: tuple[str, ...] = ()
+    kv: tuple[str, ...] = ()
+    replays: tuple[str, ...] = ()
     scaling: Scaling = "single"
 
     def streams_consumed(self) -> tuple[str, ...]:
@@ -63,6 +67,8 @@ OPS: dict[str, Ops] = {
     "risk": Ops(
         publishes=("risk.approved.>", "risk.rejected.>"),
         consumes=("ml.confirmed.>", "md.bars.>", "exec.>", "model.activated.>"),
+        kv=("decile-kill",),
+        replays=("EXEC.risk-exec", "MODEL.risk-model-activated"),  # the book is rebuilt at start
     ),
     # the only publisher of exec.*
     "execution": Ops(publishes=("exec.>",), consumes=("risk.approved.>", "md.bars.>")),

@@ -64,6 +64,19 @@ def permissions(name: str, ops: Ops) -> dict[str, Any]:
         ]
     for stream in ops.reads_last:
         pub += [f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>"]
+    pub += [f"$JS.API.CONSUMER.DELETE.{durable}" for durable in ops.replays]
+    for bucket in ops.kv:  # a KV bucket is the stream KV_<bucket> on subjects $KV.<bucket>.>
+        stream = f"KV_{bucket}"
+        pub += [
+            f"$KV.{bucket}.>",
+            f"$JS.API.STREAM.MSG.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}.>",
+            f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.DELETE.{stream}.*",
+            f"$JS.API.CONSUMER.INFO.{stream}.*",
+            "$JS.FC.>",  # flow-control replies of the ordered consumer a watch uses
+        ]
     # replies (publish acks, pulled messages, API answers) arrive on the inbox
     sub = ["_INBOX.>", *ops.consumes]
     return {"publish": {"allow": pub}, "subscribe": {"allow": sub}}
