@@ -9,6 +9,7 @@ handlers and state, then ``await runtime.app.run()``.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +171,11 @@ def create_runtime(settings: ServiceSettings, name: str | None = None) -> Runtim
 
     @app.after_startup
     async def _started() -> None:
+        # Everything built at start (imports, models, engine state) lives as long as the
+        # process: freezing it keeps the cycle-time collections small and short (a full
+        # collection over the start-up heap is a tens-of-milliseconds pause on a hot path).
+        gc.collect()
+        gc.freeze()
         log.info("ready", checks=rt.readiness())
         if rt.consumers:
             rt.spawn(_sample_consumers(rt), "consumer-lag")
