@@ -48,7 +48,7 @@ from decile.market.loaders import demo_data_path, load_demo
 from decile.registry import GateConfig, LocalArtifacts, Registry
 from decile.serving import SERVING_FEATURES, ModelSet, load_version, score_cycle, session_options
 from decile.subjects import Subjects
-from decile.testing.plugin import with_database
+from decile.testing.plugin import delete_keys, with_database
 from decile.testing.probes import free_port, service_process, wait_ready
 from decile.training import build_dataset, chronological_split
 from decile.training.export import to_onnx
@@ -58,6 +58,7 @@ from tests.bench.harness import Column, Row, add_ratio, latency_summary, machine
 
 ADMIN_DSN = os.environ.get("DECILE_POSTGRES__DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("DECILE_NATS__URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("DECILE_REDIS__URL", "redis://127.0.0.1:6379/0")
 WARMUP_CYCLES = 1_000
 IDLE_S = 0.25
 PERMISSIVE = GateConfig(min_auc=0.0, max_ece=1.0)
@@ -166,6 +167,7 @@ async def end_to_end(n_symbols: int, measured: int) -> tuple[list[int], list[int
                    "DECILE_POSTGRES__DSN": dsn, "DECILE_ARTIFACTS__ROOT": tmp,
                    "DECILE_OBS__LOG_LEVEL": "WARNING", "DECILE_INFERENCE__SCORE_FLOOR": "0.5",
                    "DECILE_FEATURE__HEALTH_WINDOW": "100000",
+                   "DECILE_REDIS__URL": REDIS_URL, "DECILE_REDIS__KEY_PREFIX": f"{namespace}:",
                    "DECILE_STATE_DIR": str(Path(tmp) / "state")}
             ports = free_port(), free_port()
             with service_process("decile_feature", {**env, "DECILE_SERVICE": "feature"},
@@ -178,6 +180,7 @@ async def end_to_end(n_symbols: int, measured: int) -> tuple[list[int], list[int
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+        delete_keys(REDIS_URL, f"{namespace}:")  # the feature service's vectors
         nc = await nats.connect(NATS_URL)
         js = nc.jetstream()
         for stream in await js.streams_info():
