@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final
 from uuid import UUID
 
@@ -49,8 +50,7 @@ def previous_holder(history: Sequence[Promotion], promotion: Promotion | None) -
 
 
 def _ms(version: ModelVersion, promotion: Promotion | None) -> int:
-    when = promotion.created_at if promotion is not None else version.created_at
-    return int(when.timestamp() * 1000)
+    return int(_at(version, promotion).timestamp() * 1000)
 
 
 def event_id(
@@ -59,6 +59,11 @@ def event_id(
     """Deterministic UUIDv7 at the promotion's time: same activation, same id."""
     key = promotion.id if promotion is not None else "no-promotion"
     return ids.stable_id(_ms(version, promotion), kind, version.id, status, key, *extra)
+
+
+def _at(version: ModelVersion, promotion: Promotion | None) -> datetime:
+    """The event time: the promotion's (the same for every announcement of it)."""
+    return promotion.created_at if promotion is not None else version.created_at
 
 
 def _trace(event: str) -> str:
@@ -78,6 +83,7 @@ def activated(
     return ModelActivated.model_validate({
         "id": eid,
         "trace_id": _trace(eid),
+        "ts_event": _at(version, promotion),
         "producer": producer,
         "family": version.family,
         "version": version.version,
@@ -102,6 +108,7 @@ def rejected(
     return ModelRejected.model_validate({
         "id": eid,
         "trace_id": _trace(eid),
+        "ts_event": _at(version, promotion),
         "producer": producer,
         "family": version.family,
         "version": version.version,
