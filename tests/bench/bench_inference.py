@@ -45,9 +45,10 @@ from decile.features import SCHEMA, OnlineEngine
 from decile.market.bars import Bars
 from decile.market.generator import MarketGenerator
 from decile.market.loaders import demo_data_path, load_demo
-from decile.registry import GateConfig, LocalArtifacts, Registry
+from decile.registry import LocalArtifacts, Registry
 from decile.serving import SERVING_FEATURES, ModelSet, load_version, score_cycle, session_options
 from decile.subjects import Subjects
+from decile.testing.models import PERMISSIVE_GATE
 from decile.testing.plugin import delete_keys, with_database
 from decile.testing.probes import free_port, service_process, wait_ready
 from decile.training import build_dataset, chronological_split
@@ -61,7 +62,6 @@ NATS_URL = os.environ.get("DECILE_NATS__URL", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("DECILE_REDIS__URL", "redis://127.0.0.1:6379/0")
 WARMUP_CYCLES = 1_000
 IDLE_S = 0.25
-PERMISSIVE = GateConfig(min_auc=0.0, max_ece=1.0)
 
 
 def engines(n_rows: int) -> tuple[Any, ort.InferenceSession, np.ndarray]:
@@ -127,7 +127,7 @@ def batch_of(bars: Bars) -> BarBatch:
 
 
 async def registry_with_entry(dsn: str, root: Path) -> ModelSet:
-    registry = await Registry.connect(dsn, gate=PERMISSIVE)
+    registry = await Registry.connect(dsn, gate=PERMISSIVE_GATE)
     try:
         plan = TrainPlan(data=DataSpec(path=demo_data_path()), families=("entry",))
         run = await run_training(plan, registry, LocalArtifacts(root))

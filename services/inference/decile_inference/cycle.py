@@ -68,11 +68,11 @@ def _floor(models: ModelSet, cfg: InferenceSection) -> float:
 def _missing(cycle: Cycle, batch: FeatureBatch) -> Rejection | None:
     """Too many of the previous cycle's symbols absent: a partial cross-section would
     rank a few symbols against each other and call the best of them a top decile."""
-    known = cycle.universe
-    cycle.universe = frozenset(batch.symbols) or known
+    known, now = cycle.universe, frozenset(batch.symbols)
+    cycle.universe = now or known
     if not known:
         return None
-    gone = len(known - set(batch.symbols))
+    gone = len(known - now)
     limit = cycle.cfg.max_missing_fraction * len(known)
     if gone > limit:
         return _skip(ReasonCode.TOO_MANY_MISSING_SYMBOLS,
@@ -88,12 +88,21 @@ def _usable(value: float, family: str) -> float:
     return LABEL_R
 
 
-def candidate(batch: FeatureBatch, sel: Selected, scores: CycleScores) -> CandidateSignal | None:
-    """The signal for one kept proposal; None when its row has no usable price or ATR
-    (a batch without the ``close`` context column cannot price a candidate)."""
-    row = sel.row
-    close = float(batch.column("close")[row]) if "close" in batch.context_names else math.nan
-    atr = float(batch.column("atr_14_pct")[row]) / 100.0 * close
+def prices(batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's close and ATR in price units, once per cycle (a batch without the
+    ``close`` context column cannot price a candidate: NaN)."""
+    n = len(batch.symbols)
+    close = batch.column("close") if "close" in batch.context_names else np.full(n, np.nan)
+    return close, batch.column("atr_14_pct") / 100.0 * close
+
+
+def candidate(
+    batch: FeatureBatch, sel: Selected, scores: CycleScores,
+    priced: tuple[np.ndarray, np.ndarray] | None = None,
+) -> CandidateSignal | None:
+    """The signal for one kept proposal; None when its row has no usable price or ATR."""
+    close_col, atr_col = priced or prices(batch)
+    close, atr = float(close_col[sel.row]), float(atr_col[sel.row])
     if not (math.isfinite(close) and close > 0 and math.isfinite(atr) and atr > 0):
         return None
     return batch.follow(
@@ -146,7 +155,8 @@ async def on_features(batch: FeatureBatch, cycle: Cycle) -> None:
     if scores is None:
         await _publish_skip(batch, cycle, refusal, models)
         return
-    signals = [c for c in (candidate(batch, s, scores) for s in scores.selected()) if c]
+    priced = prices(batch)
+    signals = [c for c in (candidate(batch, s, scores, priced) for s in scores.selected()) if c]
     summary = batch.follow(
         InferenceCycle, "cycle", producer="inference", tf=batch.tf, bar_time=batch.bar_time,
         source_id=batch.id, feature_schema=batch.feature_schema, model_versions=scores.versions,

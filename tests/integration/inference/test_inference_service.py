@@ -26,9 +26,10 @@ from decile.bus import Bus, provision_streams
 from decile.config import NatsSettings
 from decile.events import BarBatch, CandidateSignal, FeatureBatch, InferenceCycle
 from decile.market import loaders
-from decile.registry import GateConfig, LocalArtifacts, ModelVersion, Registry
+from decile.registry import LocalArtifacts, ModelVersion, Registry
 from decile.serving import SERVING_FEATURES, ModelSet, load_version, score_cycle
 from decile.subjects import Subjects
+from decile.testing.models import PERMISSIVE_GATE
 from decile.testing.probes import (
     eventually,
     free_port,
@@ -47,8 +48,6 @@ from decile_ingest.sources import EVENT_TIME
 # longest warm-up (4h trend over 20 bars ~ 959 5m bars), so its cycles are complete rows
 TRAIN_END = "2021-02-18"
 REPLAY = ("2021-02-16T00:00:00Z", "2021-02-21T00:00:00Z")
-PERMISSIVE = GateConfig(min_auc=0.0, max_ece=1.0, paired_auc_tolerance=1.0,
-                        paired_pinball_ratio=100.0, allow_incomparable=True)
 
 
 def bar_batches() -> list[BarBatch]:
@@ -61,7 +60,7 @@ def bar_batches() -> list[BarBatch]:
 
 
 async def train_and_register(dsn: str, root: Path, end: str) -> dict[str, ModelVersion]:
-    registry = await Registry.connect(dsn, gate=PERMISSIVE)
+    registry = await Registry.connect(dsn, gate=PERMISSIVE_GATE)
     try:
         plan = TrainPlan(data=DataSpec(path=loaders.demo_data_path(), end=end), min_rows=500)
         run = await run_training(plan, registry, LocalArtifacts(root))
@@ -72,7 +71,7 @@ async def train_and_register(dsn: str, root: Path, end: str) -> dict[str, ModelV
 
 
 async def promote_all(dsn: str, versions: dict[str, ModelVersion]) -> None:
-    registry = await Registry.connect(dsn, gate=PERMISSIVE)
+    registry = await Registry.connect(dsn, gate=PERMISSIVE_GATE)
     try:
         for v in versions.values():
             await registry.promote(v.id, "production", actor="test", skip_shadow=True)
@@ -177,7 +176,7 @@ async def test_every_cycle_publishes_exactly_its_offline_top_decile_above_the_fl
 
 
 async def train_entry(dsn: str, root: Path, end: str) -> ModelVersion:
-    registry = await Registry.connect(dsn, gate=PERMISSIVE)
+    registry = await Registry.connect(dsn, gate=PERMISSIVE_GATE)
     try:
         plan = TrainPlan(data=DataSpec(path=loaders.demo_data_path(), end=end),
                          families=("entry",), min_rows=500)

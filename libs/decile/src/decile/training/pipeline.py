@@ -272,6 +272,7 @@ async def _upload(
 
 async def train_one(
     ds: Dataset,
+    split: Split,
     family: str,
     plan: TrainPlan,
     registry: Registry,
@@ -281,9 +282,6 @@ async def train_one(
     """Lock, fit, export, compare against production, upload and register one family."""
     async with registry.training_lock(family):
         step(f"{family}: locked")
-        split = chronological_split(
-            ds.ts, horizon=ds.label_config.horizon, bar_ms=parse(ds.tf).ms
-        )
         with tempfile.TemporaryDirectory(prefix=f"decile-{family}-") as tmp:
             out = Path(tmp)
             tuned = None
@@ -348,10 +346,12 @@ async def run_training(
         run.seconds = time.perf_counter() - t0
         return run
     run.fingerprint = dataset_fingerprint(ds)
+    # one split for every family: the same rows are train, validation and test for all
+    split = chronological_split(ds.ts, horizon=ds.label_config.horizon, bar_ms=parse(ds.tf).ms)
     for family in plan.families:
         t = time.perf_counter()
         try:
-            version = await train_one(ds, family, plan, registry, artifacts, step)
+            version = await train_one(ds, split, family, plan, registry, artifacts, step)
             run.results.append(FamilyResult(family, version, None, time.perf_counter() - t))
         except TrainingFailed as err:
             failed = err
