@@ -18,12 +18,18 @@ from typing import Literal
 
 from decile import obs
 from decile.registry import ArtifactStore, ModelVersion, Registry, RegistryError
-from decile.serving import SERVING_FEATURES, LoadedModel, ModelRefused, ModelSet, load_version
+from decile.serving import (
+    SERVED_FAMILIES,
+    SERVING_FEATURES,
+    LoadedModel,
+    ModelRefused,
+    ModelSet,
+    load_version,
+)
 from decile_inference import metrics
 
 log = obs.get_logger(__name__)
 Status = Literal["production", "shadow"]
-FAMILIES = ("entry", "risk", "rr", "offset")
 
 
 @dataclass
@@ -41,7 +47,7 @@ class ModelBook:
 
     async def reconcile(self) -> None:
         """Bring every family in line with the registry's production and shadow."""
-        for family in FAMILIES:
+        for family in SERVED_FAMILIES:
             await self.apply(family, "production", await self.registry.production(family))
             await self.apply(family, "shadow", await self.registry.shadow(family))
 

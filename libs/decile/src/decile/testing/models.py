@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from decile.registry import ArtifactRef, ArtifactStore, GateConfig, ModelVersion, Registry
+from decile.serving.scoring import SERVED_FAMILIES
 
 if TYPE_CHECKING:
     from decile.training.dataset import Dataset
@@ -62,7 +63,7 @@ __all__ = [
     "train_tiny",
 ]
 
-FAMILIES: Final = ("entry", "risk", "rr", "offset")
+FAMILIES: Final = SERVED_FAMILIES
 # The last TINY_BARS bar times of the demo file (20 pairs), TINY_ROWS complete rows sampled.
 TINY_BARS: Final = 1500
 TINY_ROWS: Final = 6000

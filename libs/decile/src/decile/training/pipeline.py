@@ -55,7 +55,7 @@ __all__ = [
     "run_training",
 ]
 
-ALL_FAMILIES: Final = ("entry", "risk", "rr", "offset")
+ALL_FAMILIES: Final = tuple(FAMILIES)  # the trainer's families, in training order
 Step = Callable[[str], None]
 
 
