@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import nats.js.errors as js_errors
 
+from decile.clock import EventClock
 from decile.events import (
     BarBatch,
     ConfirmDecision,
@@ -17,17 +18,21 @@ from decile.events import (
     Fill,
     KillSwitchChanged,
     ModelActivated,
+    RetrainRequested,
     RiskDecision,
     TradeClosed,
 )
 from decile.killswitch import KillSwitches
 from decile.obs import get_logger
+from decile.rebuild import replay_to_floor
 from decile.risk import CandidateContext, KillState, decision_event, evaluate
+from decile.risk.context import bar_seconds
+from decile.risk.outcomes import WinRateMonitor
 from decile.service import Runtime, create_runtime
 from decile.store import migrate
 from decile_risk import metrics as m
 from decile_risk.audit import AuditLog
-from decile_risk.book import LiveBook, utcnow
+from decile_risk.book import LiveBook
 from decile_risk.settings import RiskSettings
 
 log = get_logger(__name__)
@@ -43,7 +48,11 @@ def create_app(settings: RiskSettings) -> Runtime:
     rt.ready("kill", False)
     cfg = settings.risk
     config = cfg.config()
-    book = LiveBook(cfg.start_equity, returns_window=cfg.returns_window, clusters=cfg.clusters)
+    book = LiveBook(cfg.start_equity, returns_window=cfg.returns_window, clusters=cfg.clusters,
+                    bar=timedelta(seconds=bar_seconds(cfg.tf)))
+    clock = EventClock(cfg.clock)
+    outcomes = WinRateMonitor(window=cfg.winrate_window, max_gap=cfg.winrate_max_gap)
+    bars_durable = f"risk-bars-{cfg.tf}"
     holder: dict[str, Any] = {"kill": KillState.unknown()}  # fail closed until read
     m.DAILY_LOSS_LIMIT.set(config.max_daily_loss * cfg.start_equity)
 
@@ -52,7 +61,7 @@ def create_app(settings: RiskSettings) -> Runtime:
         if confirm.decision == "veto":  # final already; never routed here on ml.confirmed
             return
         start = time.perf_counter()
-        now = utcnow()
+        now = clock.now(confirm.decided_at)
         ctx = CandidateContext.from_confirm(confirm, now)
         state = book.state(now, holder["kill"], ctx.symbol)
         verdict = evaluate(ctx, state, config)
@@ -68,6 +77,7 @@ def create_app(settings: RiskSettings) -> Runtime:
             m.REPUBLISHED.inc()
         m.DECISION_SECONDS.observe(time.perf_counter() - start)
         _book_metrics(book, now, config.max_daily_loss)
+        _model_metric(book, now)
         log.info("risk decision", id=decision.id, symbol=decision.symbol,
                  outcome=decision.outcome, code=rej.code.value if rej else None,
                  republished=not new)
@@ -76,15 +86,18 @@ def create_app(settings: RiskSettings) -> Runtime:
         """Bar cross-sections: freshness per symbol, rolling returns, marks."""
         book.on_bars(batch)
         m.SYMBOLS_TRACKED.set(len(book.last_bar_time))
-        _book_metrics(book, utcnow(), config.max_daily_loss)
 
     async def on_exec(event: Event) -> None:
-        """Fills and closed trades: open positions, equity, realised R."""
-        if isinstance(event, Fill):
-            book.on_fill(event)
-        elif isinstance(event, TradeClosed):
-            book.on_closed(event)
-        _book_metrics(book, utcnow(), config.max_daily_loss)
+        """Fills and closed trades: queued, they count from the next decision after their
+        time (at once on the wall clock, for the gauges)."""
+        if isinstance(event, Fill | TradeClosed):
+            book.on_exec(event)
+        if isinstance(event, TradeClosed):
+            await _watch_outcomes(outcomes, event, rt)
+        if clock.mode == "wall":
+            now = clock.now()
+            book.advance(now)
+            _book_metrics(book, now, config.max_daily_loss)
 
     async def on_model(event: ModelActivated) -> None:
         """A production entry model: its age starts at its registration (registry) or, when
@@ -93,12 +106,12 @@ def create_app(settings: RiskSettings) -> Runtime:
             return
         created = await _registered_at(holder["pool"], event.family, event.version)
         book.on_model(created or event.ts_event)
-        _model_metric(book)
+        _model_metric(book, clock.now())
 
     rt.subscribe(on_confirm, family="ml", kind="confirmed", event=ConfirmDecision, stream="SIG",
                  durable="risk-confirmed", batch_size=1, max_wait_s=0.05, ordered=True)
     rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
-                 durable=f"risk-bars-{cfg.tf}", batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=bars_durable, batch_size=1, max_wait_s=0.05, ordered=True)
     rt.subscribe(on_exec, family="exec", kind=None, event=None, stream="EXEC",
                  durable=EXEC_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
     rt.subscribe(on_model, family="model", kind="activated", event=ModelActivated,
@@ -107,6 +120,8 @@ def create_app(settings: RiskSettings) -> Runtime:
     rt.produces(RiskDecision, "risk", "approved", "One per approved confirm: the sized order.")
     rt.produces(RiskDecision, "risk", "rejected", "One per refused confirm: the first gate.")
     rt.produces(KillSwitchChanged, "risk", "kill", "Not published here: read by the watcher.")
+    rt.produces(RetrainRequested, "model", "retrain",
+                "Rolling win rate of the last 500 closed trades off the expected by > 5 points.")
 
     @rt.on_start
     async def _state() -> None:
@@ -125,13 +140,17 @@ def create_app(settings: RiskSettings) -> Runtime:
         created = await _production_created(pool, "entry")
         if created is not None:
             book.on_model(created)
-        _model_metric(book)
+        _model_metric(book, clock.now())
+        # bar history (freshness, returns, marks) up to what was handled before a restart
+        await replay_to_floor(rt.bus, stream="MD", subject=rt.subjects.md_bars(cfg.tf),
+                              durable=bars_durable, event=BarBatch, apply=book.on_bars)
         # the book is the whole EXEC history: replay it from the stream's start
         for stream, durable in (("EXEC", EXEC_DURABLE), ("MODEL", MODEL_DURABLE)):
             with contextlib.suppress(js_errors.NotFoundError):
                 await rt.bus.js.delete_consumer(rt.subjects.stream(stream), durable)
         rt.ready("postgres")
-        log.info("risk limits", **config.limits(), start_equity=cfg.start_equity, tf=cfg.tf)
+        log.info("risk limits", **config.limits(), start_equity=cfg.start_equity, tf=cfg.tf,
+                 clock=cfg.clock)
 
     @rt.after_start
     async def _watch_kill() -> None:
@@ -166,8 +185,23 @@ async def _follow_kill(switches: KillSwitches, holder: dict[str, Any], rt: Runti
         rt.ready("kill")
 
 
+async def _watch_outcomes(monitor: WinRateMonitor, trade: TradeClosed, rt: Runtime) -> None:
+    """Closed trades against the entry model's own expectation; a retrain when they part."""
+    deviation = monitor.add(trade)
+    m.WINRATE_TRADES.labels("entry").set(monitor.trades)
+    m.WINRATE_ROLLING.labels("entry").set(monitor.win_rate or 0.0)
+    m.WINRATE_EXPECTED.labels("entry").set(monitor.expected_rate or 0.0)
+    if deviation is None:
+        return
+    log.warning("win rate off the model's expectation: retraining requested", **deviation.values)
+    m.RETRAIN_REQUESTS.labels("entry", deviation.code.value).inc()
+    await rt.bus.publish(trade.follow(
+        RetrainRequested, "retrain", "entry", producer=rt.name, family="entry",
+        reason=deviation, values={"model": trade.model_versions.get("entry", "")}))
+
+
 def _book_metrics(book: LiveBook, now: datetime, max_daily_loss: float) -> None:
-    equity = book.equity()
+    equity = book.equity(now)
     sod = book.start_of_day_equity(now)
     m.EQUITY.set(equity)
     m.PEAK_EQUITY.set(max(book.peak, equity))
@@ -176,8 +210,8 @@ def _book_metrics(book: LiveBook, now: datetime, max_daily_loss: float) -> None:
     m.DAILY_LOSS_LIMIT.set(max_daily_loss * sod)
 
 
-def _model_metric(book: LiveBook) -> None:
-    age = book.model_age_s(utcnow())
+def _model_metric(book: LiveBook, now: datetime) -> None:
+    age = book.model_age_s(now)
     m.MODEL_AGE.set(-1.0 if age is None else age)
 
 

@@ -3,15 +3,24 @@
 Everything here is fed by events and read through :meth:`LiveBook.state`, which
 returns the frozen :class:`decile.risk.BookState` the gates see. No I/O; the
 clock is passed in.
+
+The book a decision at ``now`` sees is the book *as of* ``now``: the fills and
+closed trades whose event time is before ``now`` and the bars that closed
+before it. Events that arrived early (execution handled the bar that closes
+at ``now`` before this decision came through confirm) wait in ``pending``. So
+a decision never depends on which of two consumers happened to run first, and
+a replay decides the same way however fast or often interrupted it runs.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -54,8 +63,10 @@ class LiveBook:
         returns_window: int = 200,
         clusters: Mapping[str, str] | None = None,
         r_window: int = 500,
+        bar: timedelta = timedelta(minutes=5),
     ) -> None:
         self.start_equity = start_equity
+        self.bar = bar
         self.clusters = dict(clusters or {})
         self.window = returns_window
         self.bar_times: deque[datetime] = deque(maxlen=returns_window + 1)
@@ -69,6 +80,9 @@ class LiveBook:
         self.realised = 0.0
         self.peak = start_equity
         self.model_created: datetime | None = None
+        self.as_of: datetime | None = None  # exec events before this are applied
+        self.pending: list[tuple[datetime, int, Fill | TradeClosed]] = []
+        self._arrival = itertools.count()
 
     # ---- inputs ---------------------------------------------------------------
 
@@ -88,13 +102,29 @@ class LiveBook:
             if sym not in self.last_bar_time or t >= self.last_bar_time[sym]:
                 self.last_bar_time[sym] = t
                 self.last_close[sym] = float(close)
-        self.peak = max(self.peak, self.equity())
 
     def on_decision(self, decision: RiskDecision) -> None:
         """Remember an approved intent: its stop prices the fills' risk."""
         if decision.intent is not None:
             strategy = decision.confirm.candidate.strategy
             self.approved[decision.id] = Approved(strategy, decision.intent.stop_price)
+
+    def on_exec(self, event: Fill | TradeClosed) -> None:
+        """Queue a fill or closed trade; it counts from the first decision after its time."""
+        heapq.heappush(self.pending, (event.ts_event, next(self._arrival), event))
+
+    def advance(self, now: datetime) -> None:
+        """Apply the queued exec events with an event time before ``now`` (in time order)."""
+        if self.as_of is not None and now <= self.as_of:
+            return
+        self.as_of = now
+        while self.pending and self.pending[0][0] < now:
+            event = heapq.heappop(self.pending)[2]
+            if isinstance(event, Fill):
+                self.on_fill(event)
+            else:
+                self.on_closed(event)
+        self.peak = max(self.peak, self.equity(now))
 
     def on_fill(self, fill: Fill) -> None:
         if fill.decision_id in self.closed:
@@ -124,23 +154,47 @@ class LiveBook:
         self.closed[trade.decision_id] = (trade.exit_time, trade.pnl)
         self.realised += trade.pnl
         self.recent_r.append(trade.realised_r)
-        self.peak = max(self.peak, self.equity())
 
     def on_model(self, created: datetime) -> None:
         self.model_created = created
 
     # ---- figures --------------------------------------------------------------
 
-    def unrealised(self) -> float:
+    def closed_before(self, now: datetime | None) -> datetime | None:
+        """Open time of the newest shared bar that closed before ``now`` (None: any)."""
+        if now is None:
+            return self.bar_times[-1] if self.bar_times else None
+        for t in reversed(self.bar_times):
+            if t + self.bar < now:
+                return t
+        return None
+
+    def last_bar(self, symbol: str, now: datetime | None = None) -> tuple[datetime, float] | None:
+        """(open time, close) of ``symbol``'s newest bar that closed before ``now``."""
+        series = self.closes.get(symbol)
+        if not series:
+            return None
+        if now is None:
+            t = self.last_bar_time.get(symbol)
+            return (t, self.last_close[symbol]) if t is not None else None
+        known = [t for t in series if t + self.bar < now]
+        return (max(known), series[max(known)]) if known else None
+
+    def mark(self, symbol: str, default: float, now: datetime | None = None) -> float:
+        last = self.last_bar(symbol, now)
+        return default if last is None else last[1]
+
+    def unrealised(self, now: datetime | None = None) -> float:
         total = 0.0
         for p in self.open.values():
-            mark = self.last_close.get(p.symbol, p.entry_price)
+            mark = self.mark(p.symbol, p.entry_price, now)
             sign = 1.0 if p.side == "long" else -1.0
             total += sign * p.quantity * (mark - p.entry_price)
         return total
 
-    def equity(self) -> float:
-        return self.start_equity + self.realised + self.unrealised()
+    def equity(self, now: datetime | None = None) -> float:
+        """Realised plus open P&L on the marks of bars closed before ``now`` (None: newest)."""
+        return self.start_equity + self.realised + self.unrealised(now)
 
     def start_of_day_equity(self, now: datetime) -> float:
         """Realised equity at 00:00 UTC of ``now``'s day: open P&L counts wholly as today's."""
@@ -153,9 +207,10 @@ class LiveBook:
             return None
         return max(0.0, (now - self.model_created).total_seconds())
 
-    def returns(self, symbols: set[str]) -> dict[str, np.ndarray]:
-        """Log returns over the shared bar times, NaN where a bar is missing."""
-        times = list(self.bar_times)
+    def returns(self, symbols: set[str], now: datetime | None = None) -> dict[str, np.ndarray]:
+        """Log returns over the shared bar times closed before ``now``, NaN where missing."""
+        newest = self.closed_before(now)
+        times = [t for t in self.bar_times if newest is not None and t <= newest]
         out: dict[str, np.ndarray] = {}
         for sym in symbols:
             series = self.closes.get(sym)
@@ -166,32 +221,31 @@ class LiveBook:
                 out[sym] = np.diff(np.log(px))
         return out
 
-    def positions(self) -> tuple[Position, ...]:
+    def positions(self, now: datetime | None = None) -> tuple[Position, ...]:
         out = []
         for p in self.open.values():
-            mark = self.last_close.get(p.symbol, p.entry_price)
+            mark = self.mark(p.symbol, p.entry_price, now)
             out.append(Position(p.symbol, p.strategy, p.side, abs(p.quantity * mark),
                                 self.clusters.get(p.symbol, p.symbol), p.risk_amount))
         return tuple(out)
 
     def state(self, now: datetime, kill: KillState, symbol: str | None = None) -> BookState:
-        positions = self.positions()
+        """The book as of ``now`` (see the module doc): queued exec events applied first."""
+        self.advance(now)
+        positions = self.positions(now)
         wanted = {p.symbol for p in positions} | ({symbol} if symbol else set())
-        equity = self.equity()
+        equity = self.equity(now)
+        last = {s: b[0] for s in wanted if (b := self.last_bar(s, now)) is not None}
         return BookState(
             equity=equity,
             start_of_day_equity=max(MIN_EQUITY, self.start_of_day_equity(now)),
             peak_equity=max(MIN_EQUITY, self.peak, equity),
             positions=positions,
             recent_r=tuple(self.recent_r),
-            returns=self.returns(wanted),
-            last_bar_time=dict(self.last_bar_time),
+            returns=self.returns(wanted, now),
+            last_bar_time=last,
             model_age_s=self.model_age_s(now),
             kill=kill,
             clusters=self.clusters,
         )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 

@@ -41,3 +41,19 @@ DAILY_LOSS_LIMIT = gauge(
     "The daily loss limit in the account currency, a positive number.",
     [],
 )
+WINRATE_ROLLING = gauge(
+    "decile_winrate_rolling", "Win rate (0..1) of the last 500 closed trades.", ["family"]
+)
+WINRATE_EXPECTED = gauge(
+    "decile_winrate_expected",
+    "Mean p_win the model gave the same closed trades: its expected win rate (0..1).",
+    ["family"],
+)
+WINRATE_TRADES = gauge(
+    "decile_winrate_trades", "Closed trades in the rolling win-rate window (at most 500).",
+    ["family"],
+)
+RETRAIN_REQUESTS = counter(
+    "decile_risk_retrain_requests_total", "RetrainRequested published by the outcomes monitor",
+    ["family", "code"],
+)

@@ -6,6 +6,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
+from decile.clock import ClockMode
 from decile.config import Section, ServiceSettings
 from decile.risk import RiskConfig
 
@@ -19,12 +20,20 @@ class RiskSection(Section):
     the account equity before the first closed trade in the EXEC stream (10,000);
     ``returns_window`` bars of returns kept per symbol for the correlation gate (200);
     ``clusters`` symbol -> cluster (JSON, e.g. ``{"ETH/USDT": "majors"}``; a symbol
-    without one is its own cluster)."""
+    without one is its own cluster); ``clock`` ``wall`` (live: a decision is judged at
+    the later of the wall clock and its confirm time) or ``event`` (replays: at the
+    confirm's decision time, so a replay decides as live trading would have, however
+    fast it runs; see :mod:`decile.clock`); ``winrate_window`` (500) closed trades whose
+    win rate is compared with their mean p_win, ``winrate_max_gap`` (0.05) the gap past
+    which a retrain of the entry model is requested (:mod:`decile.risk.outcomes`)."""
 
     tf: Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhdw]$")] = "5m"
     start_equity: Annotated[float, Field(gt=0)] = 10_000.0
     returns_window: Annotated[int, Field(ge=2, le=10_000)] = 200
     clusters: dict[str, str] = Field(default_factory=dict)
+    clock: ClockMode = "wall"
+    winrate_window: Annotated[int, Field(ge=1, le=100_000)] = 500
+    winrate_max_gap: Annotated[float, Field(gt=0, lt=1)] = 0.05
 
     max_data_age_bars: float = _D.max_data_age_bars
     max_model_age_s: float = _D.max_model_age_s

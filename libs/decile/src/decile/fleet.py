@@ -46,9 +46,9 @@ FLEET: tuple[ServiceSpec, ...] = (
     _spec("ingest", 9101, "nats"),
     _spec("feature", 9102, "nats", "redis"),
     _spec("inference", 9103, "nats", "postgres"),
-    _spec("confirm", 9104, "nats"),
+    _spec("confirm", 9104, "nats", "postgres"),
     _spec("risk", 9105, "nats", "postgres"),
-    _spec("execution", 9106, "nats"),
+    _spec("execution", 9106, "nats", "postgres"),
     _spec("model-watcher", 9107, "nats", "postgres"),
     _spec("recorder", 9108, "nats", "postgres"),
 )
