@@ -8,3 +8,8 @@ MISSING = gauge("decile_ingest_missing_symbols", "Symbols missing from the last 
 CYCLE_SYMBOLS = gauge("decile_ingest_cycle_symbols", "Symbols in the last cycle", ["tf"])
 LAST_BAR = gauge("decile_ingest_last_bar_time_seconds", "Open time of the last bar", ["tf"])
 CYCLE_SECONDS = histogram("decile_ingest_cycle_seconds", "Quality + assembly + encode", [])
+LOCKSTEP_WAIT = histogram(
+    "decile_ingest_lockstep_wait_seconds",
+    "Lockstep replay: time the fleet took to settle before the next cycle was published",
+    [],
+)

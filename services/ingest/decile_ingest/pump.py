@@ -24,6 +24,7 @@ from decile.bus import Bus
 from decile.events import BarBatch
 from decile.market.timeframes import align, parse
 from decile.obs import get_logger
+from decile.settle import wait_settled
 from decile_ingest import metrics
 from decile_ingest.pipeline import Ingestor, Outcome
 from decile_ingest.settings import IngestSection
@@ -96,6 +97,10 @@ class Pump:
         return self.progress
 
     async def _publish(self, out: Outcome) -> None:
+        if self.cfg.lockstep and out.cycles:
+            await self._drain()
+            waited = await wait_settled(self.bus.js, self.bus.subjects)
+            metrics.LOCKSTEP_WAIT.observe(waited)
         for event in out.events:
             fut = await self.bus.send(event)
             self._inflight.append(fut)

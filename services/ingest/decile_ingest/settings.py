@@ -24,6 +24,10 @@ class IngestSection(Section):
     ws_url: str = "wss://stream.binance.com:9443"
     rest_url: str = "https://api.binance.com"
     max_inflight: Annotated[int, Field(ge=1, le=100_000)] = 512  # unacked publishes
+    # replay in step with the fleet: a cycle is published once every durable consumer
+    # (but the recorder's) handled everything before it, as with live bars minutes apart;
+    # a replay then decides exactly as live trading would have (decile.settle)
+    lockstep: bool = False
 
 
 class IngestSettings(ServiceSettings):

@@ -24,7 +24,7 @@ from decile.events import (
 )
 from decile.killswitch import KillSwitches
 from decile.obs import get_logger
-from decile.rebuild import replay_to_floor
+from decile.rebuild import replay_to_floor, resume_after_floor
 from decile.risk import CandidateContext, KillState, decision_event, evaluate
 from decile.risk.context import bar_seconds
 from decile.risk.outcomes import WinRateMonitor
@@ -40,6 +40,7 @@ log = get_logger(__name__)
 # Consumers whose state is the whole history: deleted at start so they replay the stream
 EXEC_DURABLE = "risk-exec"
 MODEL_DURABLE = "risk-model-activated"
+CONFIRMED_DURABLE = "risk-confirmed"
 
 
 def create_app(settings: RiskSettings) -> Runtime:
@@ -109,7 +110,7 @@ def create_app(settings: RiskSettings) -> Runtime:
         _model_metric(book, clock.now())
 
     rt.subscribe(on_confirm, family="ml", kind="confirmed", event=ConfirmDecision, stream="SIG",
-                 durable="risk-confirmed", batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=CONFIRMED_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
     rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
                  durable=bars_durable, batch_size=1, max_wait_s=0.05, ordered=True)
     rt.subscribe(on_exec, family="exec", kind=None, event=None, stream="EXEC",
@@ -144,6 +145,9 @@ def create_app(settings: RiskSettings) -> Runtime:
         # bar history (freshness, returns, marks) up to what was handled before a restart
         await replay_to_floor(rt.bus, stream="MD", subject=rt.subjects.md_bars(cfg.tf),
                               durable=bars_durable, event=BarBatch, apply=book.on_bars)
+        # a confirm decision a killed predecessor held comes back now, not after the ack wait
+        await resume_after_floor(rt.bus, stream="SIG", subject=rt.subjects.all("ml", "confirmed"),
+                                 durable=CONFIRMED_DURABLE)
         # the book is the whole EXEC history: replay it from the stream's start
         for stream, durable in (("EXEC", EXEC_DURABLE), ("MODEL", MODEL_DURABLE)):
             with contextlib.suppress(js_errors.NotFoundError):

@@ -23,7 +23,7 @@ from decile.events import Event
 
 E = TypeVar("E", bound=Event)
 
-__all__ = ["replay_to_floor"]
+__all__ = ["replay_to_floor", "resume_after_floor"]
 
 
 async def replay_to_floor(
@@ -42,19 +42,39 @@ async def replay_to_floor(
     the durable (ordered, explicit ack) to continue after the floor.
     """
     name = bus.subjects.stream(stream)
-    try:
-        info = await bus.js.consumer_info(name, durable)
-        floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
-    except js_errors.NotFoundError:
-        floor = 0  # first start: the consumer will deliver everything
+    floor = await _ack_floor(bus, name, durable)
     replayed = await _replay(bus, name, subject, floor, event, apply) if floor else 0
+    await _recreate(bus, name, subject, durable, floor)
+    return replayed
+
+
+async def resume_after_floor(bus: Bus, *, stream: str, subject: str, durable: str) -> int:
+    """Recreate the ordered ``durable`` to continue right after its ack floor; returns it.
+
+    For a consumer with one message in flight: the message a killed process held
+    unacked comes back at once instead of after the ack wait (30 s), in order.
+    """
+    name = bus.subjects.stream(stream)
+    floor = await _ack_floor(bus, name, durable)
+    await _recreate(bus, name, subject, durable, floor)
+    return floor
+
+
+async def _ack_floor(bus: Bus, stream: str, durable: str) -> int:
+    try:
+        info = await bus.js.consumer_info(stream, durable)
+    except js_errors.NotFoundError:
+        return 0  # first start: the consumer will deliver everything
+    return info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+
+
+async def _recreate(bus: Bus, stream: str, subject: str, durable: str, floor: int) -> None:
     with contextlib.suppress(js_errors.NotFoundError):
-        await bus.js.delete_consumer(name, durable)
+        await bus.js.delete_consumer(stream, durable)
     config = consumer_config(ordered=True, start_seq=floor + 1 if floor else None)
     config.durable_name = config.name = durable
     config.filter_subject = subject
-    await bus.js.add_consumer(name, config)
-    return replayed
+    await bus.js.add_consumer(stream, config)
 
 
 async def _replay(
