@@ -120,6 +120,8 @@ def up(
         ingest_env = {"DECILE_INGEST__SOURCE": "generator",
                       "DECILE_INGEST__GENERATOR_SYMBOLS": str(generator)}  # fmt: skip
     env = dict(os.environ)
+    service_env = _replay_env({**env, **ingest_env})
+    service_env["ingest"] = {**service_env.get("ingest", {}), **ingest_env}
     artifacts = Path(env.setdefault("DECILE_ARTIFACTS__ROOT", str(state_dir.resolve() / "models")))
     specs = load_fleet(fleet)
     scoring = any(s.name == "inference" and installed(s) for s in specs)
@@ -134,13 +136,25 @@ def up(
     try:
         code = run_fleet(
             specs, state_dir, env=env,
-            service_env={"ingest": ingest_env}, prefer_embedded=True if embedded else None,
+            service_env=service_env, prefer_embedded=True if embedded else None,
             grace=grace, prepare=first_models if train and scoring and local else None,
         )  # fmt: skip
     except (FleetRunning, servers.ServerUnavailable) as err:
         Console(stderr=True).print(f"[red]decile up:[/red] {err}", highlight=False)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+def _replay_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """A replay (any source but live) runs in lockstep with the fleet and the decision
+    services judge time on the bars' clock: the wall clock would find every 2021 bar stale.
+    Set in the environment, the user's values win."""
+    if env.get("DECILE_INGEST__SOURCE", "replay") == "live":
+        return {}
+    wanted = {"ingest": ("DECILE_INGEST__LOCKSTEP", "true"),
+              "confirm": ("DECILE_CONFIRM__CLOCK", "event"),
+              "risk": ("DECILE_RISK__CLOCK", "event")}
+    return {name: {var: value} for name, (var, value) in wanted.items() if var not in env}
 
 
 def probe_ready(host: str, port: int, timeout: float) -> str:
