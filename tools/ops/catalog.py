@@ -64,18 +64,21 @@ OPS: dict[str, Ops] = {
     # open windows live in PostgreSQL; the bar history is replayed from MD at start
     "confirm": Ops(publishes=("ml.confirmed.>", "ml.vetoed.>"),
                    consumes=("ml.candidate.>", "md.bars.>", "model.activated.>"),
-                   replays=("MD.confirm-bars-5m",)),
+                   replays=("MD.confirm-bars-5m", "SIG.confirm-candidates")),
     # kill switches are read from the KV bucket (decile.killswitch), not a consumer
     "risk": Ops(
         publishes=("risk.approved.>", "risk.rejected.>", "model.retrain.>"),
         consumes=("ml.confirmed.>", "md.bars.>", "exec.>", "model.activated.>"),
         kv=("decile-kill",),
         # the book is rebuilt at start
-        replays=("EXEC.risk-exec", "MODEL.risk-model-activated", "MD.risk-bars-5m"),
+        replays=("EXEC.risk-exec", "MODEL.risk-model-activated", "MD.risk-bars-5m",
+                 "SIG.risk-confirmed"),
     ),
     # the only publisher of exec.*; its broker state is a PostgreSQL snapshot
     "execution": Ops(publishes=("exec.>",), consumes=("risk.approved.>", "md.bars.>"),
-                     kv=("decile-kill",)),
+                     kv=("decile-kill",), reads_last=("EXEC",),
+                     # durables recreated after their ack floor at start
+                     replays=("RISK.execution-approved", "MD.execution-bars-5m")),
     "model-watcher": Ops(publishes=("model.activated.>", "model.rejected.>")),
     # reads every stream, writes only its own dead letters; idempotent on event id
     "recorder": Ops(consumes=tuple(f"{f}.>" for f in STREAMS.values()), scaling="hpa"),

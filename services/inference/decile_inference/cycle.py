@@ -19,6 +19,7 @@ import numpy as np
 
 from decile import obs
 from decile.bus import Bus
+from decile.confirm.flow import HTF_TREND_FEATURE
 from decile.events import CandidateSignal, FeatureBatch, InferenceCycle, Rejection, RetrainRequested
 from decile.reasons import ReasonCode
 from decile.serving import (
@@ -96,6 +97,15 @@ def prices(batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
     return close, batch.column("atr_14_pct") / 100.0 * close
 
 
+def context(batch: FeatureBatch, row: int) -> dict[str, float]:
+    """Values of the candidate's bar that confirm needs and cannot recompute: the
+    higher-timeframe trend its flow bias reads (absent when not in the batch or NaN)."""
+    if HTF_TREND_FEATURE not in batch.feature_names:
+        return {}
+    value = float(batch.column(HTF_TREND_FEATURE)[row])
+    return {HTF_TREND_FEATURE: value} if math.isfinite(value) else {}
+
+
 def candidate(
     batch: FeatureBatch, sel: Selected, scores: CycleScores,
     priced: tuple[np.ndarray, np.ndarray] | None = None,
@@ -129,6 +139,7 @@ def candidate(
         model_versions=scores.versions,
         feature_schema=scores.schema_version,
         source_id=batch.id,
+        context=context(batch, sel.row),
     )
 
 

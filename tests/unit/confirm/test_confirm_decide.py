@@ -9,7 +9,7 @@ import pytest
 from confirm_support import CLOSE, bar, candidate, minute
 
 from decile import codec, ids
-from decile.confirm import FLOW_FEATURES, ConfirmConfig, Window, decide, stale
+from decile.confirm import FLOW_FEATURES, ConfirmConfig, Window, decide, no_model, stale
 from decile.confirm.decide import GATE_PROBABILITY, GATE_WINDOW
 from decile.events import ConfirmDecision
 from decile.reasons import ReasonCode
@@ -132,3 +132,22 @@ def test_decisions_travel_on_the_bus_unchanged() -> None:
     for d in (run(0.9), run(0.55, bucket=1), run(float("nan"))):
         body, headers = codec.encode(d)
         assert codec.decode(body, headers) == d
+
+
+def test_without_a_model_pass_approves_unscored_and_veto_names_the_missing_model() -> None:
+    c = candidate(atr=ATR_OF_BUCKET[1])
+    passed = no_model(c, ROW, CONFIG, approve=True, decided_at=NOW, window_bars=3,
+                      fill_price_hint=100.5)
+    assert (passed.decision, passed.side, passed.p_confirm, passed.model_version) == (
+        "approve", "long", None, "")
+    assert passed.reason is None
+    assert passed.flow == dict(zip(FLOW_FEATURES, ROW.tolist(), strict=True))
+    assert (passed.atr_bucket, passed.window_bars, passed.fill_price_hint) == (1, 3, 100.5)
+    vetoed = no_model(c, ROW, CONFIG, approve=False, decided_at=NOW)
+    assert vetoed.decision == "veto"
+    assert vetoed.reason is not None
+    assert vetoed.reason.gate == "confirm_model"
+    assert vetoed.reason.code == ReasonCode.CONFIRM_NO_MODEL
+    # one decision per candidate, whichever path: the model's path gives the same id
+    scored = decide(c, ROW, 0.9, CONFIG, decided_at=NOW)
+    assert passed.id == vetoed.id == scored.id == ids.derive(c.id, "ConfirmDecision")

@@ -46,12 +46,31 @@ def test_bars_complete_the_window_in_any_order() -> None:
 
 @pytest.mark.parametrize(
     "ts",
-    [minute(-1), minute(3), minute(0) + 30_000],
-    ids=["before the window", "after the window", "not on a 1m boundary"],
+    [minute(-5), minute(3), minute(0) + 30_000, minute(-1) + 30_000],
+    ids=[
+        "before the baseline",
+        "after the window",
+        "not on a 1m boundary",
+        "in the baseline, not on a boundary",
+    ],
 )
-def test_bars_outside_the_window_are_ignored(ts: int) -> None:
+def test_bars_outside_the_window_and_its_baseline_are_ignored(ts: int) -> None:
     w = opened()
     assert w.add_bar(bar(ts, 100.0)) is w
+
+
+def test_a_baseline_bar_arriving_after_the_candidate_fills_the_baseline() -> None:
+    """The race of the service: the candidate of bar T opens before the cross-section of T."""
+    c = candidate()
+    history = [bar(minute(k), 100.0 + k) for k in (-4, -3, -2)]
+    own = bar(minute(-1), 99.5, 17.0)
+    late = Window.open(c, CONFIG, opened_at=CLOSE, history=history).add_bar(own)
+    assert [b.ts for b in late.baseline] == [minute(k) for k in range(-4, 0)]
+    assert late.baseline[-1].volume == 17.0
+    assert late.bars == ()
+    assert late.add_bar(bar(minute(-1), 150.0)) is late  # the first copy wins
+    in_time = Window.open(c, CONFIG, opened_at=CLOSE, history=[*history, own])
+    assert late == in_time  # same window whichever came first: same features
 
 
 def test_a_redelivered_bar_changes_nothing_and_the_first_copy_wins() -> None:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from decile.confirm import HTF_TREND_FEATURE
 from decile.events import FeatureBatch
 from decile.features import SCHEMA
 from decile.reasons import ReasonCode
@@ -82,3 +83,17 @@ def test_the_same_batch_gives_the_same_signal_id() -> None:
     assert first is not None
     assert again is not None
     assert first.id == again.id
+
+
+def test_a_candidate_carries_its_bars_higher_timeframe_trend_for_confirm() -> None:
+    b = batch(("BTC/USDT", "ETH/USDT"))
+    values = np.array(b.values)
+    col = SCHEMA.names.index(HTF_TREND_FEATURE)
+    values[:, col] = [0.75, math.nan]
+    b = b.model_copy(update={"values": values})
+    btc = candidate(b, selected(), Scores())  # type: ignore[arg-type]
+    eth = candidate(b, selected(symbol="ETH/USDT", row=1), Scores())  # type: ignore[arg-type]
+    assert btc is not None
+    assert eth is not None
+    assert btc.context == {HTF_TREND_FEATURE: pytest.approx(0.75)}
+    assert eth.context == {}  # NaN (warm-up) is left out, never sent as a number

@@ -13,7 +13,7 @@ from paper_support import Step, at, bar, decision, market_script, of_type, play
 
 from decile.events import BarBatch, Event, Fill, Order, TradeClosed
 from decile.paper import Broker, PaperBroker, PaperConfig
-from decile.paper.broker import submission_bar_ms
+from decile.paper.broker import order_deadline_ms, submission_bar_ms
 
 CONFIG = PaperConfig(order_expiry_bars=4, timeout_bars=6)
 N_BARS = 1_500
@@ -80,6 +80,28 @@ def test_a_decision_older_than_the_retention_is_refused_as_stale() -> None:
     assert broker.submit(decision(bar=0)) == []
     assert broker.snapshot() == before
     assert len(broker.submit(decision(bar=25))) == 1
+
+
+def test_admits_says_what_submit_would_act_on_without_changing_the_book() -> None:
+    broker = PaperBroker(PaperConfig(dedup_retention_bars=10, order_expiry_bars=2))
+    fresh, old = decision(bar=25), decision(bar=0)
+    for k in range(30):
+        bar(broker, k, 100.0, 101.0, 99.0, 100.0)
+    before = broker.snapshot()
+    assert broker.admits(fresh)
+    assert not broker.admits(old)  # stale: submit refuses it too
+    assert not broker.admits(decision(outcome="rejected"))
+    assert broker.snapshot() == before
+    assert len(broker.submit(fresh)) == 1
+    assert not broker.admits(fresh)  # seen: a redelivery does nothing
+
+
+def test_the_order_deadline_is_the_expiry_bars_or_the_intent_expiry_whichever_first() -> None:
+    config = PaperConfig(order_expiry_bars=4)
+    submitted = submission_bar_ms(decision(bar=3), config)
+    assert order_deadline_ms(decision(bar=3), config) == submitted + 5 * config.tf_ms
+    early = decision(bar=3, expires_at=at(5))
+    assert order_deadline_ms(early, config) == int(at(5).timestamp() * 1000)
 
 
 def test_remembered_decision_ids_stay_bounded(script: list[Step]) -> None:

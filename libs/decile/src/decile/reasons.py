@@ -48,6 +48,7 @@ class ReasonCode(StrEnum):
     # confirm
     CONFIRM_STALE_WINDOW = "CONFIRM_STALE_WINDOW"
     CONFIRM_LOW_PROBABILITY = "CONFIRM_LOW_PROBABILITY"
+    CONFIRM_NO_MODEL = "CONFIRM_NO_MODEL"  # no usable confirm model and without_model=veto
     # risk gates
     MASTER_KILL = "MASTER_KILL"
     STALE_DATA = "STALE_DATA"

@@ -12,6 +12,7 @@ confirm service is glue around it::
         event = decide(candidate, x, p, config, decided_at=now, window_bars=len(window.bars))
     elif window.expired(now):
         event = stale(window, config, now)                        # CONFIRM_STALE_WINDOW
+    no_model(candidate, x, config, approve=True, decided_at=now)  # no usable model: pass or veto
     Window.from_dict(window.to_dict())                            # persisted across restarts
     flow_mismatch(config, metrics) -> Rejection | None            # model bound to this flow?
 
@@ -34,7 +35,7 @@ from decile.confirm.dataset import (
     confirm_fingerprint,
     confirm_split,
 )
-from decile.confirm.decide import atr_pct, decide, stale
+from decile.confirm.decide import atr_pct, decide, no_model, stale
 from decile.confirm.flow import (
     FLOW_FEATURES,
     FLOW_SCHEMA_VERSION,
@@ -68,5 +69,6 @@ __all__ = [
     "flow_bars",
     "flow_features",
     "flow_mismatch",
+    "no_model",
     "stale",
 ]

@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import numpy as np
 
 from decile.market.timeframes import Timeframe, parse
 
-__all__ = ["ConfirmConfig"]
+__all__ = ["FLEET_DEFAULTS", "ConfirmConfig"]
+
+FLEET_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {"window_tf": "5m", "window_bars": 1, "baseline_bars": 30}
+)
+"""The flow the fleet runs: the confirm service's defaults and the trainer's.
+
+One place for both, because a model trained on another flow is refused by
+:func:`decile.confirm.flow.flow_mismatch`: the candidates' own 5m bars, one
+bar of wait, 30 bars of baseline. The class defaults below (1m window) stay
+the library's documented ones; :meth:`ConfirmConfig.fleet` applies these.
+"""
 
 
 def _finite_tuple(name: str, values: tuple[float, ...]) -> tuple[float, ...]:
@@ -95,6 +108,11 @@ class ConfirmConfig:
             raise ValueError(
                 f"invert_at {self.invert_at} must be below approve_at {self.approve_at} per bucket"
             )
+
+    @classmethod
+    def fleet(cls, **overrides: Any) -> ConfirmConfig:
+        """The fleet's config (:data:`FLEET_DEFAULTS`), with ``overrides`` on top."""
+        return cls(**{**FLEET_DEFAULTS, **overrides})
 
     @classmethod
     def with_window_seconds(cls, seconds: int, **fields: Any) -> ConfirmConfig:

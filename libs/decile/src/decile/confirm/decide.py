@@ -10,7 +10,8 @@ the same event to the byte.
 A refusal is an event, never an exception (STYLE habit 7): a low probability
 vetoes with ``CONFIRM_LOW_PROBABILITY``, an expired window with
 ``CONFIRM_STALE_WINDOW``, a model output that is not a probability with
-``MODEL_NON_FINITE_OUTPUT``.
+``MODEL_NON_FINITE_OUTPUT``, a complete window with no model to score it
+(when the service is told to veto then) with ``CONFIRM_NO_MODEL``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from decile.events.base import Rejection, Scalar
 from decile.events.signals import CandidateSignal, ConfirmDecision, Side
 from decile.reasons import ReasonCode
 
-__all__ = ["GATE_MODEL", "GATE_PROBABILITY", "GATE_WINDOW", "atr_pct", "decide", "stale"]
+__all__ = [
+    "GATE_MODEL",
+    "GATE_PROBABILITY",
+    "GATE_WINDOW",
+    "atr_pct",
+    "decide",
+    "no_model",
+    "stale",
+]
 
 GATE_PROBABILITY: Final = "confirm_probability"
 GATE_WINDOW: Final = "confirm_window"
@@ -55,6 +64,13 @@ def _event(
     )
 
 
+def _flow(features: npt.ArrayLike) -> dict[str, float]:
+    x = np.asarray(features, dtype=np.float64).reshape(-1)
+    if len(x) != len(FLOW_FEATURES) or not np.isfinite(x).all():
+        raise ValueError(f"features must be {len(FLOW_FEATURES)} finite flow values, got {x}")
+    return dict(zip(FLOW_FEATURES, x.tolist(), strict=True))
+
+
 def decide(
     candidate: CandidateSignal,
     features: npt.ArrayLike,
@@ -75,10 +91,7 @@ def decide(
     invert_at[bucket]``; else veto. ``ValueError`` for a row of the wrong
     width or with a non-finite value: that is a caller bug, not a market fact.
     """
-    x = np.asarray(features, dtype=np.float64).reshape(-1)
-    if len(x) != len(FLOW_FEATURES) or not np.isfinite(x).all():
-        raise ValueError(f"features must be {len(FLOW_FEATURES)} finite flow values, got {x}")
-    flow = dict(zip(FLOW_FEATURES, x.tolist(), strict=True))
+    flow = _flow(features)
     pct = atr_pct(candidate)
     bucket = config.bucket(pct)
     approve_at, invert_at = config.thresholds(bucket)
@@ -125,6 +138,48 @@ def decide(
     return _event(
         candidate, decided_at, producer, decision="veto", side=candidate.side,
         p_confirm=p, reason=reason, **common,
+    )
+
+
+def no_model(
+    candidate: CandidateSignal,
+    features: npt.ArrayLike,
+    config: ConfirmConfig,
+    *,
+    approve: bool,
+    decided_at: datetime,
+    window_bars: int = 0,
+    fill_price_hint: float | None = None,
+    producer: str = "confirm",
+) -> ConfirmDecision:
+    """The decision for a complete window when no confirm model is usable.
+
+    ``approve`` True passes the candidate on unscored (``p_confirm`` None,
+    ``model_version`` ""): a first fleet has no trade outcomes to train a
+    confirm model on, and vetoing everything would never produce any. False
+    vetoes with ``CONFIRM_NO_MODEL``. The flow row is recorded either way, so
+    unscored decisions still show what a model would have seen.
+    """
+    flow = _flow(features)
+    common: dict[str, object] = {
+        "atr_bucket": config.bucket(atr_pct(candidate)),
+        "window_bars": window_bars,
+        "flow": flow,
+        "fill_price_hint": fill_price_hint,
+    }
+    if approve:
+        return _event(
+            candidate, decided_at, producer, decision="approve", side=candidate.side, **common
+        )
+    reason = Rejection(
+        gate=GATE_MODEL,
+        code=ReasonCode.CONFIRM_NO_MODEL,
+        values={"window_bars": window_bars},
+        detail="no usable confirm model is loaded",
+    )
+    return _event(
+        candidate, decided_at, producer, decision="veto", side=candidate.side, reason=reason,
+        **common,
     )
 
 

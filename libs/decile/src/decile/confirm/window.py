@@ -73,8 +73,8 @@ class Window:
     """The open window of ``candidate``: bars needed, bars seen, and when it goes stale.
 
     ``baseline`` holds the bars of ``[start - baseline_bars * tf, start)``
-    captured at open (the z-score reference); ``bars`` the window's own bars,
-    in bar-time order, one per open time.
+    seen at open or added later (the z-score reference); ``bars`` the window's
+    own bars. Both in bar-time order, one per open time.
     """
 
     candidate: CandidateSignal
@@ -115,11 +115,6 @@ class Window:
             if isinstance(history, Bars)
             else tuple(FlowBar(*r) for r in history)
         )
-        lo = start - config.baseline_bars * tf.ms
-        base: dict[int, FlowBar] = {}
-        for r in sorted(rows, key=lambda r: r.ts):
-            if lo <= r.ts < start and r.ts % tf.ms == 0:
-                base.setdefault(r.ts, r)
         window = cls(
             candidate=candidate,
             opened_at=opened_at.astimezone(UTC),
@@ -127,9 +122,9 @@ class Window:
             tf=tf,
             need=config.window_bars,
             baseline_bars=config.baseline_bars,
-            baseline=tuple(base.values()),
         )
-        return window.add_bars(rows)
+        ordered = sorted(rows, key=lambda r: r.ts)  # of two copies of a bar time, the first wins
+        return window.add_bars(ordered)
 
     # -- bars ---------------------------------------------------------------
     @property
@@ -146,14 +141,26 @@ class Window:
     def add_bar(self, bar: BarLike) -> Window:
         """This window with ``bar`` seen; ``self`` when it is outside, misaligned or a repeat.
 
-        The first copy of a bar time wins: redelivery cannot change a decision.
+        A bar of the window counts towards it; a bar of the baseline range
+        (``[start - baseline_bars * tf, start)``) that the baseline lacks fills
+        it: a candidate may open before the cross-section of its own bar, which
+        belongs to its baseline, has been seen. The first copy of a bar time
+        wins: redelivery cannot change a decision.
         """
         b = FlowBar(*bar)
-        start = self.start_ms
-        inside = start <= b.ts < start + self.need * self.tf.ms and b.ts % self.tf.ms == 0
-        if not inside or any(s.ts == b.ts for s in self.bars):
+        tf_ms = self.tf.ms
+        if b.ts % tf_ms:
             return self
-        return replace(self, bars=tuple(sorted((*self.bars, b), key=lambda r: r.ts)))
+        start = self.start_ms
+        if start <= b.ts < start + self.need * tf_ms:
+            if any(s.ts == b.ts for s in self.bars):
+                return self
+            return replace(self, bars=tuple(sorted((*self.bars, b), key=lambda r: r.ts)))
+        if start - self.baseline_bars * tf_ms <= b.ts < start:
+            if any(s.ts == b.ts for s in self.baseline):
+                return self
+            return replace(self, baseline=tuple(sorted((*self.baseline, b), key=lambda r: r.ts)))
+        return self
 
     def add_bars(self, bars: Iterable[BarLike]) -> Window:
         out = self

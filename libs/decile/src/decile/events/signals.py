@@ -45,6 +45,9 @@ class CandidateSignal(Event):
     model_versions: dict[str, str]
     feature_schema: str
     source_id: str = ""  # the FeatureBatch id
+    # Feature values of the candidate's own bar that later stages need and cannot
+    # recompute (confirm's higher-timeframe bias reads ``h1_trend_20``); finite only.
+    context: dict[str, float] = Field(default_factory=dict)
 
 
 class InferenceCycle(Event):

@@ -7,7 +7,7 @@ publishes the ``Order`` / ``Fill`` / ``TradeClosed`` events it returns.
 """
 
 from decile.paper.book import Ledger, Position, Ticket
-from decile.paper.broker import PaperBroker, submission_bar_ms
+from decile.paper.broker import PaperBroker, order_deadline_ms, submission_bar_ms
 from decile.paper.config import PaperConfig
 from decile.paper.protocol import Broker
 
@@ -18,5 +18,6 @@ __all__ = [
     "PaperConfig",
     "Position",
     "Ticket",
+    "order_deadline_ms",
     "submission_bar_ms",
 ]

@@ -50,7 +50,7 @@ from decile.paper.config import PaperConfig
 from decile.paper.rules import Bar, Excursion, ExitReason, entry_fill, excursion, exit_fill
 from decile.paper.rules import Fill as Execution
 
-__all__ = ["PRODUCER", "PaperBroker", "span_ms", "submission_bar_ms"]
+__all__ = ["PRODUCER", "PaperBroker", "order_deadline_ms", "span_ms", "submission_bar_ms"]
 
 PRODUCER: Final = "execution"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,6 +80,19 @@ def submission_bar_ms(decision: RiskDecision, config: PaperConfig) -> int:
         to_ms(decision.confirm.decided_at), to_ms(cand.bar_time) + span_ms(cand.tf)
     )
     return align(known, config.tf) - config.tf_ms
+
+
+def order_deadline_ms(decision: RiskDecision, config: PaperConfig) -> int:
+    """The last bar close (epoch ms) an approved decision's order may fill by.
+
+    ``min(intent.expires_at, submission bar + (1 + order_expiry_bars) * tf)``.
+    """
+    assert decision.intent is not None, "only an approved decision has an order"
+    submitted = submission_bar_ms(decision, config)
+    return min(
+        to_ms(decision.intent.expires_at),
+        submitted + (1 + config.order_expiry_bars) * config.tf_ms,
+    )
 
 
 def _sane(intent: OrderIntent) -> bool:
@@ -132,17 +145,12 @@ class PaperBroker:
         take-profit on the wrong side of the entry yields ``Order`` cancelled.
         """
         book, cfg = self._book, self.config
-        if decision.outcome != "approved" or decision.intent is None:
+        if not self.admits(decision):
             return []
-        if decision.id in book.seen:
-            return []
+        assert decision.intent is not None  # admits() checked it
         intent = decision.intent
         submitted = submission_bar_ms(decision, cfg)
-        deadline = min(
-            to_ms(intent.expires_at), submitted + (1 + cfg.order_expiry_bars) * cfg.tf_ms
-        )
-        if book.clock_ms is not None and deadline < self._forget_before(book.clock_ms):
-            return []
+        deadline = order_deadline_ms(decision, cfg)
         book.seen[decision.id] = deadline
         pending = Ticket(decision, "", submitted, deadline)  # the order id is the event's
         if not _sane(intent):
@@ -150,6 +158,21 @@ class PaperBroker:
         order = self._order(pending, "accepted", decision.ts_event)
         book.orders[decision.id] = replace(pending, order_id=order.id)
         return [order]
+
+    def admits(self, decision: RiskDecision) -> bool:
+        """Whether :meth:`submit` would act on ``decision``: approved, never seen, not stale.
+
+        The execution service asks before it cancels a decision under a kill
+        switch, so a redelivered decision the book already traded is left alone.
+        """
+        if decision.outcome != "approved" or decision.intent is None:
+            return False
+        if decision.id in self._book.seen:
+            return False
+        clock = self._book.clock_ms
+        if clock is None:
+            return True
+        return order_deadline_ms(decision, self.config) >= self._forget_before(clock)
 
     # -- bars ---------------------------------------------------------------------
     def on_batch(self, batch: BarBatch) -> list[Event]:

@@ -1,0 +1,136 @@
+"""The one bootstrap of the execution service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import nats.errors
+
+from decile.events import BarBatch, Fill, Order, RiskDecision, TradeClosed
+from decile.killswitch import KillSwitches
+from decile.obs import get_logger
+from decile.rebuild import resume_after_floor
+from decile.risk import KillState
+from decile.service import Runtime, create_runtime
+from decile.store import migrate
+from decile_execution import metrics as m
+from decile_execution import recovery
+from decile_execution.desk import Step
+from decile_execution.settings import ExecutionSettings
+from decile_execution.state import Account, StateStore
+
+log = get_logger(__name__)
+
+APPROVED_DURABLE = "execution-approved"
+LOGGED = {"decision_id", "symbol", "status", "leg", "price", "exit_reason", "pnl", "realised_r"}
+
+
+def create_app(settings: ExecutionSettings) -> Runtime:
+    rt = create_runtime(settings)
+    rt.ready("postgres", False)
+    rt.ready("kill", False)
+    cfg = settings.execution
+    config = cfg.config()
+    bars_durable = f"execution-bars-{cfg.tf}"
+    holder: dict[str, Any] = {"kill": KillState.unknown()}  # fail closed until read
+    m.HALTED.set(1)
+
+    async def on_decision(decision: RiskDecision) -> None:
+        """An approved decision -> Order accepted, or cancelled while a kill switch is on."""
+        start = time.perf_counter()
+        account: Account = holder["account"]
+        step = await account.handle(lambda desk: desk.decide(decision, holder["kill"]))
+        _record(step, account, "decision", start)
+        if step.killed:
+            m.KILL_CANCELLED.labels(step.killed).inc()
+            log.warning("decision cancelled by a kill switch", decision_id=decision.id,
+                        symbol=decision.symbol, scope=step.killed)
+
+    async def on_bars(batch: BarBatch) -> None:
+        """One bar cross-section -> exits, fills, expiries of the open book."""
+        start = time.perf_counter()
+        account: Account = holder["account"]
+        step = await account.handle(lambda desk: desk.bars(batch))
+        _record(step, account, "bars", start)
+
+    rt.subscribe(on_decision, family="risk", kind="approved", event=RiskDecision, stream="RISK",
+                 durable=APPROVED_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
+    rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
+                 durable=bars_durable, batch_size=1, max_wait_s=0.05, ordered=True)
+    rt.produces(Order, "exec", "order", "Accepted, cancelled (kill switch) or expired orders.")
+    rt.produces(Fill, "exec", "fill", "Entry and exit fills, costs in the price and the fee.")
+    rt.produces(TradeClosed, "exec", "closed", "A closed trade: pnl, realised R, exit reason.")
+
+    @rt.on_start
+    async def _state() -> None:
+        pool = await asyncpg.create_pool(
+            settings.postgres.dsn.get_secret_value(),
+            min_size=settings.postgres.pool_min,
+            max_size=settings.postgres.pool_max,
+        )
+        holder["pool"] = pool
+        async with pool.acquire() as conn:
+            await migrate.apply(conn)
+        store = StateStore(pool, cfg.account)
+        saved = await store.load()
+        seq = saved.exec_seq if saved else 0
+        published = await recovery.published_after(rt.bus, "EXEC", seq)
+        account = Account(store, config, rt.bus.publish_many, saved, published)
+        holder["account"] = account
+        for stream, subject, durable in (
+            ("RISK", rt.subjects.all("risk", "approved"), APPROVED_DURABLE),
+            ("MD", rt.subjects.md_bars(cfg.tf), bars_durable),
+        ):
+            await resume_after_floor(rt.bus, stream=stream, subject=subject,
+                                              durable=durable)
+        m.ledger(account.desk.broker.ledger())
+        rt.ready("postgres")
+        log.info("paper account", account=cfg.account, restored=saved is not None,
+                 exec_seq=seq, published_since=len(published),
+                 clock_ms=account.desk.broker.clock_ms, **config.to_dict())
+        switches = await KillSwitches.open(rt.bus.js, settings.nats.namespace)
+        holder["switches"] = switches
+        try:  # read once before the consumers start, so a restart cancels nothing by itself
+            _set_kill(holder, await asyncio.wait_for(switches.state(), 10.0), rt)
+        except (nats.errors.Error, TimeoutError) as err:
+            log.warning("kill switches unreadable at start; failing closed", error=repr(err))
+
+    @rt.after_start
+    async def _watch_kill() -> None:
+        rt.spawn(_follow_kill(holder["switches"], holder, rt), "kill-switch-watch")
+
+    @rt.on_stop
+    async def _close() -> None:
+        if "pool" in holder:
+            await holder["pool"].close()
+
+    return rt
+
+
+def _record(step: Step, account: Account, kind: str, start: float) -> None:
+    if step.changed:  # a repeat republishes what was counted already
+        m.count(step.events)
+        m.SAVES.inc()
+        m.ledger(account.desk.broker.ledger())
+        for e in step.events:  # few: risk caps the open book
+            log.info("exec event", type=type(e).__name__, id=e.id, **e.model_dump(include=LOGGED))
+    if account.skipped:
+        m.SKIPPED.inc(account.skipped)
+        account.skipped = 0
+    m.HANDLE_SECONDS.labels(kind).observe(time.perf_counter() - start)
+
+
+def _set_kill(holder: dict[str, Any], state: KillState, rt: Runtime) -> None:
+    holder["kill"] = state
+    m.HALTED.set(1 if state.halted else 0)
+    rt.ready("kill")
+
+
+async def _follow_kill(switches: KillSwitches, holder: dict[str, Any], rt: Runtime) -> None:
+    async for state in switches.watch():
+        _set_kill(holder, state, rt)
+        log.info("kill state", master=state.master, symbols=sorted(state.symbols),
+                 strategies=sorted(state.strategies), auto=sorted(state.auto))
