@@ -52,7 +52,11 @@ class ModelBook:
             await self.apply(family, "shadow", await self.registry.shadow(family))
 
     async def activate(self, family: str, status: Status, version: str, sha256: str) -> None:
-        """A ``model.activated`` event: load that version unless it already serves."""
+        """A ``model.activated`` event: load that version unless it already serves.
+
+        Families inference does not serve (confirm: the confirm service's) are not its."""
+        if family not in SERVED_FAMILIES:
+            return
         try:
             found = await self.registry.get(f"{family}@{version}")
         except RegistryError as err:

@@ -153,13 +153,17 @@ def create_app(settings: RiskSettings) -> Runtime:
             with contextlib.suppress(js_errors.NotFoundError):
                 await rt.bus.js.delete_consumer(rt.subjects.stream(stream), durable)
         rt.ready("postgres")
+        # the switches are read before any consumer starts: a confirm redelivered to a
+        # restarted service is judged on the real state, not the fail-closed unknown one
+        switches = await KillSwitches.open(rt.bus.js, settings.nats.namespace)
+        holder["switches"] = switches
+        holder["kill"] = await switches.state()
         log.info("risk limits", **config.limits(), start_equity=cfg.start_equity, tf=cfg.tf,
                  clock=cfg.clock)
 
     @rt.after_start
     async def _watch_kill() -> None:
-        switches = await KillSwitches.open(rt.bus.js, settings.nats.namespace)
-        rt.spawn(_follow_kill(switches, holder, rt), "kill-switch-watch")
+        rt.spawn(_follow_kill(holder["switches"], holder, rt), "kill-switch-watch")
 
     @rt.on_stop
     async def _close() -> None:
