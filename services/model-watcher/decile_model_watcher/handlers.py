@@ -1,7 +1,8 @@
 """Glue: a registry change (or a slot to re-check) in, a validated announcement out.
 
 Each function re-reads the registry, validates the version's actual bytes
-with :func:`decile.serving.load_version`, publishes ``model.activated`` or
+with :func:`decile.serving.load_version` against its family's input (and the
+extra rules of :mod:`.validation`), publishes ``model.activated`` or
 ``model.rejected`` and counts it. Transient failures (database, artifact
 store, NATS) propagate: the watch loop logs, counts and retries them.
 """
@@ -15,9 +16,15 @@ from uuid import UUID
 from decile import obs
 from decile.bus import Bus
 from decile.registry import ArtifactStore, ModelNotFound, ModelVersion, Registry
-from decile.serving import SERVING_FEATURES, ModelRefused, load_version
+from decile.serving import ModelRefused, load_version
 from decile_model_watcher import metrics
 from decile_model_watcher.activation import LIVE, Memory, activated, rejected
+from decile_model_watcher.validation import (
+    CONFIRM,
+    check_confirm_flow,
+    check_probabilities,
+    model_input,
+)
 
 log = obs.get_logger(__name__)
 
@@ -74,7 +81,7 @@ async def activate(version: ModelVersion, status: str, deps: Deps) -> Outcome:
         return "current"
     history = await deps.registry.history(version.family)
     try:
-        await load_version(version, deps.store, SERVING_FEATURES)
+        await validate(version, deps.store)
     except ModelRefused as err:
         refusal = rejected(version, status, history, err.rejection(), producer=deps.bus.service)
         if refusal.id not in deps.memory.refused:
@@ -95,3 +102,16 @@ async def activate(version: ModelVersion, status: str, deps: Deps) -> Outcome:
              sha256=version.sha256, previous=event.previous_version, event_id=event.id,
              duplicate=bool(ack.duplicate))
     return "activated"
+
+
+async def validate(version: ModelVersion, store: ArtifactStore) -> None:
+    """Every check for ``version``'s family; ``ModelRefused`` names the first that fails."""
+    expected = model_input(version.family)
+    model = await load_version(
+        version, store, expected.features,
+        expected_schema_version=expected.schema_version,
+        expected_strategies=expected.strategies,
+    )
+    check_probabilities(version, model)
+    if version.family == CONFIRM:
+        check_confirm_flow(version)

@@ -13,7 +13,7 @@ pytest.importorskip("lightgbm")
 pytest.importorskip("onnxmltools")
 
 from decile.registry import LocalArtifacts, Registry
-from decile.testing.models import PERMISSIVE_GATE, train_tiny
+from decile.testing.models import PERMISSIVE_GATE, train_tiny, train_tiny_confirm
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,23 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train_tiny(root / "other", ("entry",), seed=1)
     train_tiny(root / "narrow", ("entry",), exclude_features=("rsi_14",))
     return root
+
+
+@pytest.fixture(scope="session")
+def confirm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real confirm version (logistic on flow rows, fleet flow settings)."""
+    return train_tiny_confirm(tmp_path_factory.mktemp("tiny-confirm"))
+
+
+@pytest.fixture
+def confirm_without_flow(confirm_dir: Path, tmp_path: Path) -> Path:
+    """The confirm version whose metrics.json lost its flow_params: no service could use it."""
+    out = tmp_path / "no-flow"
+    shutil.copytree(confirm_dir, out)
+    doc = json.loads((out / "metrics.json").read_text())
+    del doc["flow_params"]
+    (out / "metrics.json").write_text(json.dumps(doc))
+    return out
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from model_watcher_support import (
     watcher,
 )
 
+from decile.confirm import FLOW_SCHEMA_VERSION
 from decile.reasons import ReasonCode
 from decile.registry import LocalArtifacts, ObjectStoreArtifacts, Registry
 from decile.subjects import Subjects
@@ -223,3 +224,49 @@ async def test_artifacts_in_a_jetstream_object_store_are_validated_and_announced
             [event] = await wait_for(js, subjects, 1)
             assert (event.version, event.sha256, event.artifact_uri) == (
                 "1.0.0", v1.sha256, v1.artifact_uri)
+
+
+async def test_a_promoted_confirm_version_is_validated_on_its_flow_row_and_announced(
+    nats_url: str, nats_namespace: str, registry: Registry, store: LocalArtifacts,
+    confirm_dir: Path, watcher_env: dict[str, str],
+) -> None:
+    subjects = Subjects(nats_namespace)
+    async with watcher(watcher_env) as w, jetstream(nats_url) as js:
+        v1 = await register_dir(registry, store, "confirm", confirm_dir)
+        await promote_to(registry, v1.id, "production")
+        [event] = await wait_for(js, subjects, 1, family="confirm")
+        assert (event.family, event.version, event.status) == ("confirm", "1.0.0", "production")
+        assert (event.sha256, event.feature_schema) == (v1.sha256, FLOW_SCHEMA_VERSION)
+        assert w.metric("decile_model_serving_info", family="confirm", status="production",
+                        version="1.0.0") == 1
+        assert await announced(js, subjects, "rejected", family="confirm") == []
+        assert await announced(js, subjects) == []  # nothing on the entry subject
+
+
+@pytest.mark.parametrize(
+    ("corruption", "code"),
+    [
+        ("truncated_onnx", ReasonCode.MODEL_SHA_MISMATCH),
+        ("no_flow_params", ReasonCode.FEATURE_SCHEMA_MISMATCH),
+    ],
+)
+async def test_a_corrupt_confirm_version_is_rejected_and_never_announced(
+    corruption: str, code: ReasonCode, nats_url: str, nats_namespace: str,
+    registry: Registry, store: LocalArtifacts, confirm_dir: Path, confirm_without_flow: Path,
+    watcher_env: dict[str, str],
+) -> None:
+    subjects = Subjects(nats_namespace)
+    async with watcher(watcher_env) as w, jetstream(nats_url) as js:
+        source = confirm_dir if corruption == "truncated_onnx" else confirm_without_flow
+        bad = await register_dir(registry, store, "confirm", source)
+        if corruption == "truncated_onnx":
+            await asyncio.to_thread(truncate, Path(bad.artifact_uri.removeprefix("file://")))
+        await promote_to(registry, bad.id, "production")
+
+        [refusal] = await wait_for(js, subjects, 1, kind="rejected", family="confirm")
+        assert (refusal.family, refusal.version) == ("confirm", "1.0.0")
+        assert refusal.reason.code == code
+        assert await w.metric_reaches("decile_model_rejections_total", 1, family="confirm",
+                                      code=code.value)
+        await asyncio.sleep(0.5)
+        assert await announced(js, subjects, family="confirm") == []

@@ -16,14 +16,16 @@ import json
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 
 from decile.market.bars import Bars
 from decile.market.loaders import demo_data_path, load
@@ -50,9 +52,17 @@ __all__ = [
     "DataSpec",
     "FamilyResult",
     "TrainPlan",
+    "TrainingFailed",
     "TrainingRun",
+    "attempt",
+    "fingerprint_of",
     "load_bars",
+    "paired_evaluation",
+    "paired_scores",
+    "record_attempt",
+    "register_version",
     "run_training",
+    "upload",
 ]
 
 ALL_FAMILIES: Final = tuple(FAMILIES)  # the trainer's families, in training order
@@ -72,6 +82,10 @@ class DataSpec:
     symbols: tuple[str, ...] | None = None
     start: str | None = None
     end: str | None = None
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        """``start`` and ``end`` as UTC datetimes (None when open)."""
+        return _when(self.start), _when(self.end)
 
     def describe(self) -> str:
         where = "postgres:bars" if self.from_db else str(self.path or "bundled demo data")
@@ -160,9 +174,7 @@ def _when(iso: str | None) -> datetime | None:
 async def _bars_from_db(spec: DataSpec) -> Bars:
     conn = await asyncpg.connect(spec.dsn, timeout=10)
     try:
-        names, ts, ohlcv = await read_bars(
-            conn, spec.tf, _when(spec.start), _when(spec.end), spec.symbols
-        )
+        names, ts, ohlcv = await read_bars(conn, spec.tf, *spec.bounds(), spec.symbols)
     finally:
         await conn.close()
     if not names:
@@ -186,7 +198,8 @@ def _dataset(bars: Bars, plan: TrainPlan) -> Dataset:
     return ds
 
 
-def _fingerprint_of(text: str) -> str:
+def fingerprint_of(text: str) -> str:
+    """sha256 hex of a description: the input fingerprint of a failure before any rows."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -228,23 +241,40 @@ async def paired_evaluation(
 ) -> dict[str, Any] | None:
     """Candidate and production scored on the same held-out rows (the candidate's test block).
 
-    Both are compared on their raw ONNX outputs: AUC for entry (calibration is
-    monotone, so it cannot change a ranking), pinball loss for the quantile
-    heads. ``None`` when there is no production version; ``comparable: False``
-    with the reason when production was trained on other features.
+    See :func:`paired_scores`; the target is the family's own column of ``ds``.
+    """
+    x, y = ds.x[split.test], ds.target(doc["target"])[split.test]
+    return await paired_scores(x, y, doc, candidate_onnx, production, artifacts)
+
+
+async def paired_scores(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[Any],
+    doc: dict[str, Any],
+    candidate_onnx: bytes,
+    production: ModelVersion | None,
+    artifacts: ArtifactStore,
+) -> dict[str, Any] | None:
+    """Candidate and production scored on the same rows ``x`` against ``y``.
+
+    Both are compared on their raw ONNX outputs: AUC for the binary families
+    (calibration is monotone, so it cannot change a ranking), pinball loss for
+    the quantile heads. ``None`` when there is no production version;
+    ``comparable: False`` with the reason when production was trained on other
+    features or, for confirm, another flow (window, baseline, ATR edges).
     """
     if production is None:
         return None
     head = {
         "production_id": str(production.id),
         "production_version": production.version,
-        "rows": len(split.test),
+        "rows": len(x),
     }
     if production.metrics.get("features") != doc["features"]:
         return {**head, "comparable": False, "reason": "FEATURE_SCHEMA_CHANGED"}
+    if production.metrics.get("flow_params") != doc.get("flow_params"):
+        return {**head, "comparable": False, "reason": "FLOW_PARAMS_CHANGED"}
     prod_onnx = await fetch_verified(artifacts, production.artifact_ref)
-    x = ds.x[split.test]
-    y = ds.target(doc["target"])[split.test]
     binary = doc["objective"] == "binary"
     cand = predict_onnx(candidate_onnx, x, binary)
     prod = predict_onnx(prod_onnx, x, binary)
@@ -260,14 +290,32 @@ def _read_dir(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
 
 
-async def _upload(
-    out: Path, family: str, sha: str, artifacts: ArtifactStore
+async def upload(
+    files: dict[str, bytes], family: str, sha: str, artifacts: ArtifactStore
 ) -> dict[str, ArtifactRef]:
-    """Every file of the model directory, content-addressed under ``family/sha256``."""
-    files = await asyncio.to_thread(_read_dir, out)
+    """Every file of a version, content-addressed under ``family/sha256/name``."""
     return {
         name: await artifacts.put(f"{family}/{sha}/{name}", data) for name, data in files.items()
     }
+
+
+async def register_version(
+    registry: Registry,
+    family: str,
+    doc: dict[str, Any],
+    refs: dict[str, ArtifactRef],
+    production: ModelVersion | None,
+) -> ModelVersion:
+    """Register the uploaded files as a staging version, child of the current production."""
+    return await registry.register(
+        family,
+        schema_version=doc["schema_version"],
+        metrics=doc,
+        artifact=refs["model.onnx"],
+        artifacts=refs,
+        data_fingerprint=doc.get("data_fingerprint", ""),
+        parent_id=production.id if production else None,
+    )
 
 
 async def train_one(
@@ -306,16 +354,9 @@ async def train_one(
             (out / "metrics.json").write_text(json.dumps(doc, indent=2, allow_nan=False))
             (out / "report.md").write_text(render_markdown(doc), encoding="utf-8")
             step(f"{family}: compared with production")
-            refs = await _upload(out, family, doc["model_sha256"], artifacts)
-        version = await registry.register(
-            family,
-            schema_version=doc["schema_version"],
-            metrics=doc,
-            artifact=refs["model.onnx"],
-            artifacts=refs,
-            data_fingerprint=doc.get("data_fingerprint", ""),
-            parent_id=production.id if production else None,
-        )
+            files = await asyncio.to_thread(_read_dir, out)
+            refs = await upload(files, family, doc["model_sha256"], artifacts)
+        version = await register_version(registry, family, doc, refs, production)
         step(f"{family}: registered {version.label}")
         return version
 
@@ -332,7 +373,7 @@ async def run_training(
     """Train every family in ``plan``; each failure is recorded, none stops the others."""
     run = TrainingRun()
     t0 = time.perf_counter()
-    input_fp = _fingerprint_of(plan.data.describe())
+    input_fp = fingerprint_of(plan.data.describe())
     try:
         bars = await load_bars(plan.data)
         run.bars = len(bars)
@@ -342,37 +383,46 @@ async def run_training(
         step(f"dataset: {len(ds):,} labelled proposals")
     except TrainingFailed as err:
         for family in plan.families:
-            run.results.append(await _record(registry, family, err, input_fp, 0.0))
+            run.results.append(await record_attempt(registry, family, err, input_fp, 0.0))
         run.seconds = time.perf_counter() - t0
         return run
     run.fingerprint = dataset_fingerprint(ds)
     # one split for every family: the same rows are train, validation and test for all
     split = chronological_split(ds.ts, horizon=ds.label_config.horizon, bar_ms=parse(ds.tf).ms)
     for family in plan.families:
-        t = time.perf_counter()
-        try:
-            version = await train_one(ds, split, family, plan, registry, artifacts, step)
-            run.results.append(FamilyResult(family, version, None, time.perf_counter() - t))
-        except TrainingFailed as err:
-            failed = err
-        except TrainingInProgress as err:
-            failed = TrainingFailed("lock", "TRAINING_IN_PROGRESS", str(err))
-        except Exception as err:  # recorded, never lost; the next family still trains
-            failed = TrainingFailed(
-                "fit", "TRAINING_ERROR", f"{type(err).__name__}: {err}",
-                {"traceback": traceback.format_exc(limit=8)},
-            )
-        else:
-            continue
-        elapsed = time.perf_counter() - t
-        run.results.append(await _record(registry, family, failed, run.fingerprint, elapsed))
+        work = partial(train_one, ds, split, family, plan, registry, artifacts, step)
+        run.results.append(await attempt(family, work, registry, run.fingerprint))
     run.seconds = time.perf_counter() - t0
     return run
 
 
-async def _record(
+async def attempt(
+    family: str,
+    work: Callable[[], Awaitable[ModelVersion]],
+    registry: Registry,
+    fingerprint: str,
+) -> FamilyResult:
+    """Run one family's ``work``; a failure is recorded in the registry, never raised."""
+    t = time.perf_counter()
+    try:
+        version = await work()
+        return FamilyResult(family, version, None, time.perf_counter() - t)
+    except TrainingFailed as err:
+        failed = err
+    except TrainingInProgress as err:
+        failed = TrainingFailed("lock", "TRAINING_IN_PROGRESS", str(err))
+    except Exception as err:  # recorded, never lost; the next family still trains
+        failed = TrainingFailed(
+            "fit", "TRAINING_ERROR", f"{type(err).__name__}: {err}",
+            {"traceback": traceback.format_exc(limit=8)},
+        )
+    return await record_attempt(registry, family, failed, fingerprint, time.perf_counter() - t)
+
+
+async def record_attempt(
     registry: Registry, family: str, err: TrainingFailed, fingerprint: str, seconds: float
 ) -> FamilyResult:
+    """Keep ``err`` in the registry's failed attempts; the family's result in the run."""
     attempt = await registry.record_failure(
         family,
         stage=err.stage,
