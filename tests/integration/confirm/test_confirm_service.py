@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import Popen
@@ -23,8 +23,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from decile import codec, ids
-from decile.bus import Bus, provision_streams
-from decile.config import NatsSettings
+from decile.bus import Bus
 from decile.confirm import (
     FLOW_FEATURES,
     ConfirmConfig,
@@ -40,7 +39,6 @@ from decile.confirm.export import export_confirm
 from decile.events import BarBatch, CandidateSignal, ConfirmDecision, ModelActivated
 from decile.reasons import ReasonCode
 from decile.registry import LocalArtifacts, ModelVersion, Registry
-from decile.subjects import Subjects
 from decile.testing.models import PERMISSIVE_GATE
 from decile.testing.probes import (
     eventually,
@@ -157,20 +155,6 @@ async def metric(port: int, name: str, **labels: str) -> float:
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def bus(nats_url: str, nats_namespace: str) -> AsyncIterator[Bus]:
-    from faststream.nats import NatsBroker
-
-    broker = NatsBroker(nats_url)
-    await broker.connect()
-    b = Bus(broker, Subjects(nats_namespace), "test")
-    await provision_streams(b.js, b.subjects, NatsSettings(url=nats_url, namespace=nats_namespace))
-    try:
-        yield b
-    finally:
-        await broker.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from subprocess import Popen
 
@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 from decile import codec, ids
-from decile.bus import Bus, provision_streams
-from decile.config import NatsSettings
+from decile.bus import Bus
 from decile.events import (
     BarBatch,
     CandidateSignal,
@@ -30,7 +29,6 @@ from decile.events import (
     TradeClosed,
 )
 from decile.killswitch import KillSwitches
-from decile.subjects import Subjects
 from decile.testing.probes import (
     eventually,
     free_port,
@@ -99,20 +97,6 @@ async def audit_rows(dsn: str, confirm_id: str) -> list[asyncpg.Record]:
             "FROM risk_decisions WHERE confirm_id = $1", confirm_id))
     finally:
         await conn.close()
-
-
-@pytest.fixture
-async def bus(nats_url: str, nats_namespace: str) -> AsyncIterator[Bus]:
-    from faststream.nats import NatsBroker
-
-    broker = NatsBroker(nats_url)
-    await broker.connect()
-    b = Bus(broker, Subjects(nats_namespace), "test")
-    await provision_streams(b.js, b.subjects, NatsSettings(url=nats_url, namespace=nats_namespace))
-    try:
-        yield b
-    finally:
-        await broker.stop()
 
 
 @pytest.fixture
