@@ -19,7 +19,7 @@ import contextlib
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -318,12 +318,6 @@ def world_env(decile_env: dict[str, str], tmp: Path, namespace: str, dsn: str,
 @pytest.fixture(scope="module")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
-
-
-def worlds(decile_env: dict[str, str], nats_url: str, nats_namespace: str, pg_dsn: str,
-           redis_prefix: str, tmp_path: Path) -> Iterator[World]:
-    yield World(nats_url, nats_namespace, pg_dsn, redis_prefix,
-                world_env(decile_env, tmp_path / "a", nats_namespace, pg_dsn, redis_prefix))
 
 
 async def test_every_candidate_ends_once_the_ledger_reconciles_and_kill_9_changes_nothing(
