@@ -65,6 +65,7 @@ def create_app(settings: RiskSettings) -> Runtime:
         now = clock.now(confirm.decided_at)
         ctx = CandidateContext.from_confirm(confirm, now)
         state = book.state(now, holder["kill"], ctx.symbol)
+        verdict_equity = state.equity  # the gauges show what the gates saw
         verdict = evaluate(ctx, state, config)
         decision = decision_event(confirm, verdict, producer=rt.name)
         decision, new = await holder["audit"].record(decision)  # before publishing
@@ -77,7 +78,7 @@ def create_app(settings: RiskSettings) -> Runtime:
         else:
             m.REPUBLISHED.inc()
         m.DECISION_SECONDS.observe(time.perf_counter() - start)
-        _book_metrics(book, now, config.max_daily_loss)
+        _book_metrics(book, now, config.max_daily_loss, equity=verdict_equity)
         _model_metric(book, now)
         log.info("risk decision", id=decision.id, symbol=decision.symbol,
                  outcome=decision.outcome, code=rej.code.value if rej else None,
@@ -208,8 +209,9 @@ async def _watch_outcomes(monitor: WinRateMonitor, trade: TradeClosed, rt: Runti
         reason=deviation, values={"model": trade.model_versions.get("entry", "")}))
 
 
-def _book_metrics(book: LiveBook, now: datetime, max_daily_loss: float) -> None:
-    equity = book.equity(now)
+def _book_metrics(book: LiveBook, now: datetime, max_daily_loss: float,
+                  equity: float | None = None) -> None:
+    equity = book.equity(now) if equity is None else equity
     sod = book.start_of_day_equity(now)
     m.EQUITY.set(equity)
     m.PEAK_EQUITY.set(max(book.peak, equity))

@@ -177,8 +177,8 @@ class LiveBook:
         if now is None:
             t = self.last_bar_time.get(symbol)
             return (t, self.last_close[symbol]) if t is not None else None
-        known = [t for t in series if t + self.bar < now]
-        return (max(known), series[max(known)]) if known else None
+        newest = max((t for t in series if t + self.bar < now), default=None)
+        return None if newest is None else (newest, series[newest])
 
     def mark(self, symbol: str, default: float, now: datetime | None = None) -> float:
         last = self.last_bar(symbol, now)
