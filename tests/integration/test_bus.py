@@ -67,10 +67,22 @@ async def _start(rt) -> None:  # type: ignore[no-untyped-def]
     await rt.broker.connect()
     await provision_streams(rt.bus.js, rt.subjects, rt.settings.nats)
     await rt.broker.start()
+    rt.start_direct()
 
 
+async def _stop(rt) -> None:  # type: ignore[no-untyped-def]
+    await rt.stop_direct()
+    await rt.broker.stop()
+
+
+# FastStream's consumer and the direct one (decile.ordered) keep the same promises
+CONSUMERS = pytest.mark.parametrize(
+    "how", [{}, {"batch_size": 1, "ordered": True, "direct": True}], ids=["faststream", "direct"])
+
+
+@CONSUMERS
 async def test_redelivered_input_emits_no_duplicate_downstream_event(
-    nats_url: str, nats_namespace: str
+    nats_url: str, nats_namespace: str, how: dict[str, object]
 ) -> None:
     """The handler publishes, then 'crashes' before its ack: the redelivery re-publishes
     the same derived id, which the server drops; the consumer then sees it once."""
@@ -87,7 +99,8 @@ async def test_redelivered_input_emits_no_duplicate_downstream_event(
         if len(calls) == 1:
             raise RuntimeError("crash after the side effect, before the ack")
 
-    rt.subscribe(relay, family="md", kind="quarantine", event=QuarantinedBar, stream="MD")
+    rt.subscribe(relay, family="md", kind="quarantine", event=QuarantinedBar, stream="MD",
+                 **how)  # type: ignore[arg-type]
     await _start(rt)
     await rt.bus.publish(quarantined())
 
@@ -100,9 +113,10 @@ async def test_redelivered_input_emits_no_duplicate_downstream_event(
     await asyncio.sleep(0.3)
     assert len(calls) == 2  # delivered, failed, redelivered once, then acked
     assert len(await relayed()) == 1
-    await rt.broker.stop()
+    await _stop(rt)
 
 
+@CONSUMERS
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -132,7 +146,7 @@ async def test_redelivered_input_emits_no_duplicate_downstream_event(
     ids=["bad-json", "missing-field", "unknown-schema-version", "naive-timestamp"],
 )
 async def test_malformed_message_is_dead_lettered_with_its_reason_and_payload(
-    nats_url: str, nats_namespace: str, body: bytes, code: str
+    nats_url: str, nats_namespace: str, body: bytes, code: str, how: dict[str, object]
 ) -> None:
     settings = ServiceSettings(nats={"url": nats_url, "namespace": nats_namespace})
     rt = create_runtime(settings, "probe")
@@ -141,7 +155,8 @@ async def test_malformed_message_is_dead_lettered_with_its_reason_and_payload(
     async def handle(event: QuarantinedBar) -> None:
         seen.append(event)
 
-    rt.subscribe(handle, family="md", kind="quarantine", event=QuarantinedBar, stream="MD")
+    rt.subscribe(handle, family="md", kind="quarantine", event=QuarantinedBar, stream="MD",
+                 **how)  # type: ignore[arg-type]
     await _start(rt)
     await rt.bus.js.publish(rt.subjects.md_quarantine("X"), body)
     await rt.bus.publish(quarantined())  # the service keeps serving after the bad one
@@ -158,4 +173,21 @@ async def test_malformed_message_is_dead_lettered_with_its_reason_and_payload(
 
     assert base64.b64decode(letter["payload_b64"]) == body  # nothing lost
     assert await eventually(lambda: asyncio.sleep(0, len(seen) == 1))
-    await rt.broker.stop()
+    await _stop(rt)
+
+
+def test_a_direct_consumer_is_ordered_one_message_at_a_time() -> None:
+    rt = create_runtime(ServiceSettings(), "probe")
+
+    async def handle(event: QuarantinedBar) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="one message at a time"):
+        rt.subscribe(handle, family="md", kind="quarantine", event=QuarantinedBar, stream="MD",
+                     batch_size=16, direct=True)
+    rt.subscribe(handle, family="md", kind="quarantine", event=QuarantinedBar, stream="MD",
+                 batch_size=1, ordered=True, direct=True)
+    assert [c.durable for c in rt.direct] == ["probe-md-quarantine"]
+    assert not rt.broker.subscribers  # FastStream hears of it only for the AsyncAPI document
+    rt.document()
+    assert len(rt.broker.subscribers) == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
-
 from decile.bus import decoder_for
 from decile.events import BarBatch, CandidateSignal, ConfirmDecision, ModelActivated
 from decile.obs import get_logger
@@ -14,6 +12,7 @@ from decile.rebuild import replay_to_floor, resume_after_floor
 from decile.registry import Registry, open_artifacts
 from decile.service import Runtime, create_runtime
 from decile.store import migrate
+from decile.store.pool import open_pool
 from decile_confirm import metrics as m
 from decile_confirm.book import WindowBook
 from decile_confirm.handlers import Confirmer
@@ -46,10 +45,10 @@ def create_app(settings: ConfirmSettings) -> Runtime:
 
     # Ordered: stream order is processing order (one message in flight per consumer).
     rt.subscribe(on_candidate, family="ml", kind="candidate", event=CandidateSignal,
-                 stream="SIG", durable=CANDIDATES_DURABLE, batch_size=1, max_wait_s=0.05,
-                 ordered=True)
+                 stream="SIG", durable=CANDIDATES_DURABLE, batch_size=1, max_wait_s=1.0,
+                 ordered=True, direct=True)
     rt.subscribe(on_bars, family="md", kind="bars", key=tf, event=BarBatch, stream="MD",
-                 durable=bars_durable, batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=bars_durable, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
 
     # Core NATS, not a durable: what is missed while away the registry re-read catches.
     @rt.broker.subscriber(rt.subjects.model_activated(FAMILY),
@@ -65,8 +64,7 @@ def create_app(settings: ConfirmSettings) -> Runtime:
     @rt.on_start
     async def _state() -> None:
         dsn = settings.postgres.dsn.get_secret_value()
-        pool = await asyncpg.create_pool(dsn, min_size=settings.postgres.pool_min,
-                                         max_size=settings.postgres.pool_max)
+        pool = await open_pool(settings.postgres)
         holder["pool"] = pool
         async with pool.acquire() as conn:
             await migrate.apply(conn)

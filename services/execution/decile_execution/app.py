@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-import asyncpg
 import nats.errors
 
 from decile.events import BarBatch, Fill, Order, RiskDecision, TradeClosed
@@ -16,6 +15,7 @@ from decile.rebuild import resume_after_floor
 from decile.risk import KillState
 from decile.service import Runtime, create_runtime
 from decile.store import migrate
+from decile.store.pool import open_pool
 from decile_execution import metrics as m
 from decile_execution import recovery
 from decile_execution.desk import Step
@@ -57,20 +57,16 @@ def create_app(settings: ExecutionSettings) -> Runtime:
         _record(step, account, "bars", start)
 
     rt.subscribe(on_decision, family="risk", kind="approved", event=RiskDecision, stream="RISK",
-                 durable=APPROVED_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=APPROVED_DURABLE, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
     rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
-                 durable=bars_durable, batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=bars_durable, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
     rt.produces(Order, "exec", "order", "Accepted, cancelled (kill switch) or expired orders.")
     rt.produces(Fill, "exec", "fill", "Entry and exit fills, costs in the price and the fee.")
     rt.produces(TradeClosed, "exec", "closed", "A closed trade: pnl, realised R, exit reason.")
 
     @rt.on_start
     async def _state() -> None:
-        pool = await asyncpg.create_pool(
-            settings.postgres.dsn.get_secret_value(),
-            min_size=settings.postgres.pool_min,
-            max_size=settings.postgres.pool_max,
-        )
+        pool = await open_pool(settings.postgres)
         holder["pool"] = pool
         async with pool.acquire() as conn:
             await migrate.apply(conn)

@@ -16,17 +16,14 @@ cancelled decision publishes the same cancelled ``Order`` again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from decile.events import BarBatch, Event, Order, RiskDecision
 from decile.paper import PaperBroker, PaperConfig, order_deadline_ms
-from decile.paper.broker import PRODUCER
+from decile.paper.broker import order_event
 from decile.risk import KillState
 
 __all__ = ["Desk", "Step", "kill_scope"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,23 +111,5 @@ class Desk:
         return cls(broker, {str(k): int(v) for k, v in doc["cancelled"]})
 
     def _cancelled(self, decision: RiskDecision) -> Order:
-        """The ``Order`` (cancelled) of a decision a kill switch stopped; its id derives
-        from the decision, so publishing it twice stores it once."""
-        intent = decision.intent
-        assert intent is not None  # only approved decisions reach the broker
-        return decision.follow(
-            Order,
-            "cancelled",
-            ts_event=decision.ts_event,
-            producer=PRODUCER,
-            decision_id=decision.id,
-            symbol=intent.symbol,
-            side=intent.side,
-            entry_type=intent.entry_type,
-            quantity=intent.quantity,
-            price=intent.entry_price,
-            stop_price=intent.stop_price,
-            take_profit=intent.take_profit,
-            status="cancelled",
-            expires_at=_EPOCH + timedelta(milliseconds=self.cancelled[decision.id]),
-        )
+        """The ``Order`` (cancelled) of a decision a kill switch stopped."""
+        return order_event(decision, "cancelled", decision.ts_event, self.cancelled[decision.id])

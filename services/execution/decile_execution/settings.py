@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from decile.config import Section, ServiceSettings
 from decile.market.timeframes import parse
 from decile.paper import PaperConfig
+from decile.paper.config import MarketEntry
 
 _D = PaperConfig()  # every default is documented on PaperConfig
 _PAPER = tuple(name for name in _D.to_dict() if name != "tf")
@@ -29,6 +30,7 @@ class ExecutionSection(Section):
     slippage_bps: float = _D.slippage_bps
     slippage_range_fraction: float = _D.slippage_range_fraction
     max_slippage_fraction: float = _D.max_slippage_fraction
+    market_entry: MarketEntry = _D.market_entry
     limit_touch_fills: bool = _D.limit_touch_fills
     order_expiry_bars: int = _D.order_expiry_bars
     timeout_bars: int = _D.timeout_bars

@@ -9,6 +9,7 @@ import asyncpg
 from decile.events import BarBatch, Event
 from decile.service import Runtime, create_runtime
 from decile.store import migrate
+from decile.store.pool import open_pool
 from decile_recorder.handlers import Deps, record_bars, record_events
 from decile_recorder.settings import RecorderSettings
 
@@ -45,11 +46,7 @@ def create_app(settings: RecorderSettings, pool: asyncpg.Pool | None = None) -> 
 
     @rt.on_start
     async def _db() -> None:
-        p = pool or await asyncpg.create_pool(
-            settings.postgres.dsn.get_secret_value(),
-            min_size=settings.postgres.pool_min,
-            max_size=settings.postgres.pool_max,
-        )
+        p = pool or await open_pool(settings.postgres)
         async with p.acquire() as conn:
             await migrate.apply(conn)
         holder["deps"] = Deps(p, rt.subjects)

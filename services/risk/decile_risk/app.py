@@ -24,14 +24,15 @@ from decile.events import (
 )
 from decile.killswitch import KillSwitches
 from decile.obs import get_logger
-from decile.rebuild import replay_to_floor, resume_after_floor
+from decile.rebuild import replay_to_floor, resume_after_floor, stored
 from decile.risk import CandidateContext, KillState, decision_event, evaluate
 from decile.risk.context import bar_seconds
 from decile.risk.outcomes import WinRateMonitor
 from decile.service import Runtime, create_runtime
 from decile.store import migrate
+from decile.store.pool import open_pool
 from decile_risk import metrics as m
-from decile_risk.audit import AuditLog
+from decile_risk.audit import AuditLog, recover
 from decile_risk.book import LiveBook
 from decile_risk.settings import RiskSettings
 
@@ -54,11 +55,13 @@ def create_app(settings: RiskSettings) -> Runtime:
     clock = EventClock(cfg.clock)
     outcomes = WinRateMonitor(window=cfg.winrate_window, max_gap=cfg.winrate_max_gap)
     bars_durable = f"risk-bars-{cfg.tf}"
-    holder: dict[str, Any] = {"kill": KillState.unknown()}  # fail closed until read
+    # kill: fail closed until read; published: the newest decision on RISK at start
+    holder: dict[str, Any] = {"kill": KillState.unknown(), "published": None}
     m.DAILY_LOSS_LIMIT.set(config.max_daily_loss * cfg.start_equity)
 
     async def on_confirm(confirm: ConfirmDecision) -> None:
-        """A confirmed (approved or inverted) candidate -> gates -> audited RiskDecision."""
+        """A confirmed (approved or inverted) candidate -> gates -> published, audited
+        RiskDecision (see decile_risk.audit for the order of the two)."""
         if confirm.decision == "veto":  # final already; never routed here on ml.confirmed
             return
         start = time.perf_counter()
@@ -68,11 +71,16 @@ def create_app(settings: RiskSettings) -> Runtime:
         verdict_equity = state.equity  # the gauges show what the gates saw
         verdict = evaluate(ctx, state, config)
         decision = decision_event(confirm, verdict, producer=rt.name)
-        decision, new = await holder["audit"].record(decision)  # before publishing
-        await rt.bus.publish(decision)
+        before: RiskDecision | None = holder["published"]
+        if before is not None and before.id == decision.id:
+            decision = before  # decided before a restart: the stream's copy, once more
+        ack = await rt.bus.publish(decision)
+        if ack.duplicate and decision is not before:  # a predecessor published this id
+            decision = await stored(rt.bus, "RISK", ack.seq, RiskDecision)
+        await holder["audit"].submit(decision)  # written in the background (see audit.py)
         book.on_decision(decision)
         rej = decision.rejection
-        if new:
+        if not ack.duplicate:
             m.DECISIONS.labels(decision.outcome, rej.gate if rej else "",
                                rej.code.value if rej else "").inc()
         else:
@@ -82,7 +90,7 @@ def create_app(settings: RiskSettings) -> Runtime:
         _model_metric(book, now)
         log.info("risk decision", id=decision.id, symbol=decision.symbol,
                  outcome=decision.outcome, code=rej.code.value if rej else None,
-                 republished=not new)
+                 republished=bool(ack.duplicate))
 
     async def on_bars(batch: BarBatch) -> None:
         """Bar cross-sections: freshness per symbol, rolling returns, marks."""
@@ -111,14 +119,14 @@ def create_app(settings: RiskSettings) -> Runtime:
         _model_metric(book, clock.now())
 
     rt.subscribe(on_confirm, family="ml", kind="confirmed", event=ConfirmDecision, stream="SIG",
-                 durable=CONFIRMED_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=CONFIRMED_DURABLE, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
     rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
-                 durable=bars_durable, batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=bars_durable, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
     rt.subscribe(on_exec, family="exec", kind=None, event=None, stream="EXEC",
-                 durable=EXEC_DURABLE, batch_size=1, max_wait_s=0.05, ordered=True)
+                 durable=EXEC_DURABLE, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
     rt.subscribe(on_model, family="model", kind="activated", event=ModelActivated,
-                 stream="MODEL", durable=MODEL_DURABLE, batch_size=1, max_wait_s=0.1,
-                 ordered=True)
+                 stream="MODEL", durable=MODEL_DURABLE, batch_size=1, max_wait_s=1.0,
+                 ordered=True, direct=True)
     rt.produces(RiskDecision, "risk", "approved", "One per approved confirm: the sized order.")
     rt.produces(RiskDecision, "risk", "rejected", "One per refused confirm: the first gate.")
     rt.produces(KillSwitchChanged, "risk", "kill", "Not published here: read by the watcher.")
@@ -127,16 +135,14 @@ def create_app(settings: RiskSettings) -> Runtime:
 
     @rt.on_start
     async def _state() -> None:
-        pool = await asyncpg.create_pool(
-            settings.postgres.dsn.get_secret_value(),
-            min_size=settings.postgres.pool_min,
-            max_size=settings.postgres.pool_max,
-        )
+        pool = await open_pool(settings.postgres)
         async with pool.acquire() as conn:
             await migrate.apply(conn)
         holder["pool"] = pool
         audit = AuditLog(pool)
         holder["audit"] = audit
+        # decisions published by a process that died before its writer caught up
+        holder["published"] = await recover(rt.bus, audit)
         for decision in await audit.approved():
             book.on_decision(decision)  # stops of positions opened before a restart
         created = await _production_created(pool, "entry")
@@ -165,6 +171,15 @@ def create_app(settings: RiskSettings) -> Runtime:
     @rt.after_start
     async def _watch_kill() -> None:
         rt.spawn(_follow_kill(holder["switches"], holder, rt), "kill-switch-watch")
+        audit: AuditLog = holder["audit"]
+        rt.spawn(audit.writer(lambda ok: rt.ready("postgres", ok)), "audit-writer")
+
+        @rt.on_stop  # registered after the writer's own stop hook: runs before it
+        async def _flush() -> None:
+            try:
+                await audit.flush()
+            except TimeoutError:  # the stream keeps them: recorded at the next start
+                log.warning("audit writer behind at stop", pending=audit.queue.qsize())
 
     @rt.on_stop
     async def _close() -> None:

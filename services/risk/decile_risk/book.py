@@ -83,11 +83,15 @@ class LiveBook:
         self.as_of: datetime | None = None  # exec events before this are applied
         self.pending: list[tuple[datetime, int, Fill | TradeClosed]] = []
         self._arrival = itertools.count()
+        # derived figures, valid until the input they derive from changes
+        self._returns: dict[tuple[str, datetime | None], np.ndarray] = {}  # cleared by bars
+        self._day_pnl: tuple[datetime, int, float] | None = None  # (midnight, closed, sum)
 
     # ---- inputs ---------------------------------------------------------------
 
     def on_bars(self, batch: BarBatch) -> None:
         t = batch.bar_time
+        self._returns.clear()
         if t not in self.bar_times and (not self.bar_times or t > self.bar_times[0]):
             self.bar_times.append(t)
             self.bar_times = deque(sorted(self.bar_times), maxlen=self.window + 1)
@@ -177,6 +181,10 @@ class LiveBook:
         if now is None:
             t = self.last_bar_time.get(symbol)
             return (t, self.last_close[symbol]) if t is not None else None
+        for t in reversed(self.bar_times):  # newest first; a symbol has a subset of them
+            if t + self.bar < now and t in series:
+                return t, series[t]
+        # only bars older than the shared window left (they never entered bar_times)
         newest = max((t for t in series if t + self.bar < now), default=None)
         return None if newest is None else (newest, series[newest])
 
@@ -199,8 +207,11 @@ class LiveBook:
     def start_of_day_equity(self, now: datetime) -> float:
         """Realised equity at 00:00 UTC of ``now``'s day: open P&L counts wholly as today's."""
         midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
-        before = sum(pnl for t, pnl in self.closed.values() if t < midnight)
-        return self.start_equity + before
+        cached = self._day_pnl
+        if cached is None or cached[:2] != (midnight, len(self.closed)):  # closed only grows
+            before = sum(pnl for t, pnl in self.closed.values() if t < midnight)
+            cached = self._day_pnl = (midnight, len(self.closed), before)
+        return self.start_equity + cached[2]
 
     def model_age_s(self, now: datetime) -> float | None:
         if self.model_created is None:
@@ -216,9 +227,13 @@ class LiveBook:
             series = self.closes.get(sym)
             if not series or len(times) < 2:
                 continue
-            px = np.array([series.get(t, math.nan) for t in times], dtype=np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[sym] = np.diff(np.log(px))
+            key = (sym, newest)  # the same bars until the next cross-section arrives
+            if (got := self._returns.get(key)) is None:
+                px = np.array([series.get(t, math.nan) for t in times], dtype=np.float64)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    got = self._returns[key] = np.diff(np.log(px))
+                got.flags.writeable = False  # shared by every decision until the next bar
+            out[sym] = got
         return out
 
     def positions(self, now: datetime | None = None) -> tuple[Position, ...]:

@@ -25,14 +25,17 @@ from decile.events import (
     CandidateSignal,
     ConfirmDecision,
     ModelActivated,
+    Rejection,
     RiskDecision,
     TradeClosed,
 )
 from decile.killswitch import KillSwitches
+from decile.reasons import ReasonCode
 from decile.testing.probes import (
     eventually,
     free_port,
     http_get,
+    last_closed_bar,
     metric_value,
     output,
     service_process,
@@ -42,12 +45,6 @@ from decile.testing.probes import (
 
 TF = "5m"
 BAR = timedelta(minutes=5)
-
-
-def last_closed_bar(now: datetime) -> datetime:
-    """OPEN time of the newest closed 5m bar."""
-    floor = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5)
-    return floor - BAR
 
 
 def bars(symbols: tuple[str, ...], bar_time: datetime) -> BarBatch:
@@ -97,6 +94,16 @@ async def audit_rows(dsn: str, confirm_id: str) -> list[asyncpg.Record]:
             "FROM risk_decisions WHERE confirm_id = $1", confirm_id))
     finally:
         await conn.close()
+
+
+async def written_rows(dsn: str, confirm_id: str) -> list[asyncpg.Record]:
+    """The audit rows of a decision already published: the writer records them behind it."""
+    async def rows() -> list[asyncpg.Record] | None:
+        return await audit_rows(dsn, confirm_id) or None
+
+    found = await eventually(rows, within=10, interval=0.05)
+    assert found, f"no audit row for confirm {confirm_id}"
+    return found  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -150,7 +157,7 @@ async def test_approves_then_master_kill_rejects_then_approves_again(
         assert approved.intent is not None
         assert approved.intent.quantity > 0
         assert approved.checked[-1] == "win_probability_floor"
-        rows = await audit_rows(pg_dsn, first.id)
+        rows = await written_rows(pg_dsn, first.id)
         assert [(r["decision_id"], r["outcome"], r["code"]) for r in rows] == [
             (approved.id, "approved", None)]
         assert rows[0]["intent"] is not None
@@ -170,7 +177,7 @@ async def test_approves_then_master_kill_rejects_then_approves_again(
         assert rejected.rejection.code.value == "MASTER_KILL"
         assert rejected.checked == ("master_kill",)
         assert "integration test halt" in rejected.rejection.detail
-        rows = await audit_rows(pg_dsn, second.id)
+        rows = await written_rows(pg_dsn, second.id)
         assert [(r["outcome"], r["gate"], r["code"]) for r in rows] == [
             ("rejected", "master_kill", "MASTER_KILL")]
 
@@ -213,7 +220,7 @@ async def test_a_symbol_without_a_recent_bar_is_rejected_as_stale(
             assert decision.rejection.code.value == "STALE_DATA"
             assert decision.rejection.gate == "stale_data"
             assert (decision.rejection.values["value"] is not None) == values
-            rows = await audit_rows(pg_dsn, confirm.id)
+            rows = await written_rows(pg_dsn, confirm.id)
             assert [r["code"] for r in rows] == ["STALE_DATA"]
 
 
@@ -250,6 +257,42 @@ async def test_a_redelivered_confirm_gives_one_audit_row_and_one_event(
     assert [d.id for d in decisions] == [first.id]
     assert decisions[0] == first  # the stored decision, published again unchanged
     assert len(await audit_rows(pg_dsn, confirm.id)) == 1
+
+
+def predecessors(confirm: ConfirmDecision) -> RiskDecision:
+    """What a process that died before its INSERT published for ``confirm``: a master-kill
+    rejection, where the process under test would approve."""
+    return confirm.follow(
+        RiskDecision, confirm=confirm, outcome="rejected", producer="risk",
+        rejection=Rejection(gate="master_kill", code=ReasonCode.MASTER_KILL),
+        checked=("master_kill",), ts_event=confirm.decided_at)
+
+
+@pytest.mark.parametrize("newest", [True, False], ids=["newest-on-stream", "older"])
+async def test_a_decision_published_before_a_crash_is_the_one_recorded(
+    bus: Bus, pg_dsn: str, risk_env: dict[str, str], newest: bool
+) -> None:
+    port = free_port()
+    confirm = confirmed()
+    published = predecessors(confirm)
+    await bus.publish(published)
+    later = predecessors(confirmed("ETH/USDT"))
+    if not newest:  # another decision after it: found through the duplicate's ack instead
+        await bus.publish(later)
+    with risk_service(risk_env, port):
+        await feed_inputs(bus, port, ("BTC/USDT",))
+        await bus.publish(confirm)  # the confirm the dead process never acked
+
+        async def recorded() -> bool:
+            return bool(await audit_rows(pg_dsn, confirm.id))
+
+        assert await eventually(recorded, within=20), "the confirm was never recorded"
+    [row] = await audit_rows(pg_dsn, confirm.id)
+    assert (row["decision_id"], row["outcome"], row["gate"]) == (
+        published.id, "rejected", "master_kill")
+    assert [d for d in await risk_decisions(bus) if d.confirm.id == confirm.id] == [published]
+    # every decision only on the stream at start was recorded then
+    assert len(await audit_rows(pg_dsn, later.confirm.id)) == (0 if newest else 1)
 
 
 async def test_the_audit_table_refuses_update_and_delete(

@@ -1,4 +1,8 @@
-"""Builders for the execution unit tests: a market decision and the bars after it."""
+"""Builders for the execution unit tests: a resting (limit) decision and the bars after it.
+
+A limit order rests until a bar fills it, so the tests can place a bar-driven fill
+(and a crash around it) where they want; market orders fill on arrival (tests/unit/paper).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ FIRST_FILL_BAR = 3
 
 
 def decision(**intent: Any) -> RiskDecision:
-    """An approved market order (BTC/USDT long, stop 61,625, take-profit 63,470); a new id."""
-    fields = {"entry_type": "market", "expires_at": BAR_TIME + 100 * BAR} | intent
+    """An approved limit order (BTC/USDT long at 62,240, stop 61,625, take-profit 63,470)
+    that the quiet bars below trade through; a new id."""
+    fields = {"entry_type": "limit", "expires_at": BAR_TIME + 100 * BAR} | intent
     return risk_approved(confirm=confirm(), intent=order_intent(**fields))
 
 

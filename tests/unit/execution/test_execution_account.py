@@ -137,3 +137,13 @@ async def test_a_crash_after_a_kill_cancellation_was_saved_republishes_it() -> N
     step = await world.account().handle(lambda desk: desk.decide(d, OPEN))  # switch now off
     assert [(type(e), e.status) for e in step.events] == [(Order, "cancelled")]  # type: ignore[attr-defined]
     assert _ids(world.stream) == _ids(step.events)
+
+
+async def test_a_market_order_and_its_fill_on_arrival_go_out_in_one_publish() -> None:
+    world = World()
+    step = await world.account().handle(
+        lambda desk: desk.decide(decision(entry_type="market"), OPEN))
+    assert [type(e) for e in step.events] == [Order, Fill]
+    assert world.calls == ["publish", "save"]
+    assert world.row is not None
+    assert world.row.exec_seq == 2

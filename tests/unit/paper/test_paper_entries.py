@@ -9,10 +9,13 @@ from paper_support import at, bar, decision, of_type
 from decile.events import Fill, Order
 from decile.paper import PaperBroker, PaperConfig
 
+NEXT_OPEN = PaperConfig(market_entry="next_open")
+
 
 @pytest.fixture
 def broker() -> PaperBroker:
-    return PaperBroker(PaperConfig())
+    # market orders at the next bar's open: the bar rules are what these tests are about
+    return PaperBroker(NEXT_OPEN)
 
 
 def test_submit_accepts_an_approved_decision_as_an_order(broker: PaperBroker) -> None:
@@ -70,7 +73,7 @@ def test_limit_traded_through_fills_at_the_limit_as_maker(broker: PaperBroker) -
 
 
 def test_limit_touch_fills_when_configured() -> None:
-    broker = PaperBroker(PaperConfig(limit_touch_fills=True))
+    broker = PaperBroker(PaperConfig(market_entry="next_open", limit_touch_fills=True))
     broker.submit(decision(entry_type="limit", entry=99.0))
     [fill] = bar(broker, 1, 100.0, 101.0, 99.0, 100.0)
     assert fill.price == 99.0
@@ -111,7 +114,7 @@ def test_stop_entry_not_reached_does_not_fill(broker: PaperBroker) -> None:
 
 
 def test_limit_never_reached_expires_on_its_last_bar() -> None:
-    broker = PaperBroker(PaperConfig(order_expiry_bars=3))
+    broker = PaperBroker(PaperConfig(market_entry="next_open", order_expiry_bars=3))
     d = decision(entry_type="limit", entry=90.0, stop=85.0)
     broker.submit(d)
     assert bar(broker, 1, 100.0, 101.0, 99.0, 100.0) == []
@@ -125,7 +128,7 @@ def test_limit_never_reached_expires_on_its_last_bar() -> None:
 
 
 def test_intent_expiry_earlier_than_the_bar_limit_wins() -> None:
-    broker = PaperBroker(PaperConfig(order_expiry_bars=6))
+    broker = PaperBroker(PaperConfig(market_entry="next_open", order_expiry_bars=6))
     broker.submit(decision(entry_type="limit", entry=90.0, stop=85.0, expires_at=at(3)))
     assert bar(broker, 1, 100.0, 101.0, 99.0, 100.0) == []
     [expired] = bar(broker, 2, 100.0, 101.0, 99.0, 100.0)
@@ -133,7 +136,7 @@ def test_intent_expiry_earlier_than_the_bar_limit_wins() -> None:
 
 
 def test_an_order_filling_on_its_last_bar_does_not_expire() -> None:
-    broker = PaperBroker(PaperConfig(order_expiry_bars=2))
+    broker = PaperBroker(PaperConfig(market_entry="next_open", order_expiry_bars=2))
     broker.submit(decision(entry_type="limit", entry=99.0))
     assert bar(broker, 1, 100.0, 101.0, 99.5, 100.0) == []
     events = bar(broker, 2, 100.0, 101.0, 98.0, 100.0)
@@ -159,7 +162,7 @@ def test_a_late_decision_fills_only_after_the_bars_already_processed(
 
 
 def test_a_decision_past_its_deadline_on_arrival_expires_on_the_next_bar() -> None:
-    broker = PaperBroker(PaperConfig(order_expiry_bars=2))
+    broker = PaperBroker(PaperConfig(market_entry="next_open", order_expiry_bars=2))
     for k in range(6):
         bar(broker, k, 100.0, 101.0, 99.0, 100.0)
     [accepted] = broker.submit(decision(bar=0))

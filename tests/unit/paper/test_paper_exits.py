@@ -8,6 +8,8 @@ from paper_support import MODEL_VERSIONS, at, bar, decision, of_type
 from decile.events import Fill, TradeClosed
 from decile.paper import PaperBroker, PaperConfig
 
+NEXT_OPEN = PaperConfig(market_entry="next_open")
+
 START = PaperConfig().starting_equity
 
 
@@ -20,7 +22,8 @@ def _long_in(broker: PaperBroker, **kw: object) -> float:
 
 @pytest.fixture
 def broker() -> PaperBroker:
-    return PaperBroker(PaperConfig())
+    # market orders at the next bar's open: the bar rules are what these tests are about
+    return PaperBroker(NEXT_OPEN)
 
 
 def test_a_bar_touching_stop_and_take_profit_counts_as_the_stop(broker: PaperBroker) -> None:
@@ -61,7 +64,7 @@ def test_timeout_exits_at_the_close_of_the_hth_bar_held(broker: PaperBroker) -> 
 
 
 def test_timeout_of_one_bar_exits_in_the_entry_bar() -> None:
-    broker = PaperBroker(PaperConfig(timeout_bars=1))
+    broker = PaperBroker(PaperConfig(market_entry="next_open", timeout_bars=1))
     broker.submit(decision())
     entry, exit_fill, closed = bar(broker, 1, 100.0, 101.0, 99.5, 100.5)
     assert (entry.leg, exit_fill.leg, closed.exit_reason, closed.hold_bars) == (

@@ -45,7 +45,7 @@ def test_paper_broker_implements_the_broker_protocol() -> None:
 def test_a_second_submit_of_the_same_decision_returns_nothing_and_changes_nothing() -> None:
     broker = PaperBroker()
     d = decision()
-    assert len(broker.submit(d)) == 1
+    assert [type(e) for e in broker.submit(d)] == [Order, Fill]  # a market order, on arrival
     before = broker.snapshot()
     assert broker.submit(d) == []
     assert broker.submit(d.model_copy()) == []  # a redelivered copy, same id
@@ -159,8 +159,18 @@ def test_no_fill_happens_on_or_before_the_submission_bar(
         for kind, d in script
         if kind == "decision"
     }
-    for f in of_type(events, Fill):
-        assert int(f.bar_time.timestamp() * 1000) > submitted[f.decision_id]
+    market = {d.id: d for kind, d in script if kind == "decision" and d.intent
+              and d.intent.entry_type == "market"}
+    fills = of_type(events, Fill)
+    assert any(f.decision_id in market for f in fills)
+    for f in fills:
+        bar_ms = int(f.bar_time.timestamp() * 1000)
+        if f.leg == "entry" and f.decision_id in market:  # on arrival: priced by that bar's close
+            assert bar_ms == submitted[f.decision_id]
+            assert f.ts_event == market[f.decision_id].ts_event
+            assert f.price != market[f.decision_id].intent.entry_price  # slipped
+        else:
+            assert bar_ms > submitted[f.decision_id]
 
 
 def test_every_trade_is_internally_consistent(run: tuple[PaperBroker, list[Event]]) -> None:
@@ -203,6 +213,19 @@ def test_restore_mid_position_keeps_marks_excursions_and_the_clock() -> None:
     assert bar(twin, 2, 101.0, 111.0, 100.5, 110.5) == bar(broker, 2, 101.0, 111.0, 100.5, 110.5)
 
 
+def test_a_snapshot_with_decisions_as_objects_still_restores() -> None:
+    # snapshots written before decisions were stored as JSON text held them as objects
+    broker = PaperBroker()
+    broker.submit(decision())
+    broker.submit(decision(entry_type="limit", entry=99.0))
+    snap = _json(broker.snapshot())
+    for held in (*snap["orders"], *(p["ticket"] for p in snap["positions"])):
+        held["decision"] = json.loads(held["decision"])
+    twin = PaperBroker.restore(snap)
+    assert twin.snapshot() == broker.snapshot()
+    assert bar(twin, 1, 100.0, 101.0, 98.0, 100.5) == bar(broker, 1, 100.0, 101.0, 98.0, 100.5)
+
+
 def test_restore_refuses_an_unknown_snapshot_version() -> None:
     snap = PaperBroker().snapshot() | {"version": 99}
     with pytest.raises(ValueError, match="version"):
@@ -233,7 +256,7 @@ def test_event_ids_derive_from_the_decision() -> None:
 
 
 def test_on_batch_reads_a_bar_batch_of_the_brokers_timeframe() -> None:
-    broker = PaperBroker()
+    broker = PaperBroker(PaperConfig(market_entry="next_open"))
     broker.submit(decision())
     batch = BarBatch(
         tf="5m",

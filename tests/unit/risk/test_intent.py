@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from risk_support import CONFIG, NOW, ctx
 
-from decile.risk import bracket, entry, order_intent
+from decile.risk import CandidateContext, bracket, entry, order_intent
+from tests.unit.event_factories import confirm
 
 ATR = 410.5
 R = 1.5 * ATR  # 615.75
@@ -30,6 +31,20 @@ def test_entry_type_and_price_follow_the_offset_sign(
     e = entry(ctx(side=side, offset_katr=offset_katr))
     assert e.type == kind
     assert e.price == pytest.approx(price)
+
+
+def test_a_market_entry_takes_the_last_close_the_decision_knew() -> None:
+    # after a confirm window the price moved: a market order enters there, offsets do not
+    assert entry(ctx(fill_price_hint=62_400.0)).price == 62_400.0
+    assert entry(ctx(fill_price_hint=62_400.0, offset_katr=-0.2)).price == pytest.approx(
+        62_250.0 - 0.2 * ATR)
+
+
+def test_the_market_price_is_the_confirm_windows_last_close_else_the_candidates() -> None:
+    hinted = confirm(fill_price_hint=62_400.0)
+    assert CandidateContext.from_confirm(hinted, NOW).market_price == 62_400.0
+    plain = confirm(fill_price_hint=None)
+    assert CandidateContext.from_confirm(plain, NOW).market_price == plain.candidate.entry_price
 
 
 def test_stop_is_one_r_against_and_target_rr_for_the_trade() -> None:

@@ -143,6 +143,7 @@ def service_asyncapi(spec: ServiceSpec) -> dict[str, Any]:
     settings_mod = importlib.import_module(f"{spec.module}.settings")
     pkg = importlib.import_module(spec.module)
     rt = app_mod.create_app(default_settings(settings_class(settings_mod)))
+    rt.document()
     doc = (pkg.__doc__ or f"Decile {spec.name} service.").strip()
     generated = AsyncAPI(
         rt.broker,

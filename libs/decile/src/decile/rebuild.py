@@ -11,7 +11,7 @@ ones. Used by the feature, confirm and risk services for their bar history.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import nats.js.errors as js_errors
@@ -23,7 +23,7 @@ from decile.events import Event
 
 E = TypeVar("E", bound=Event)
 
-__all__ = ["replay_to_floor", "resume_after_floor"]
+__all__ = ["newest_first", "replay_to_floor", "resume_after_floor", "stored"]
 
 
 async def replay_to_floor(
@@ -58,6 +58,34 @@ async def resume_after_floor(bus: Bus, *, stream: str, subject: str, durable: st
     floor = await _ack_floor(bus, name, durable)
     await _recreate(bus, name, subject, durable, floor)
     return floor
+
+
+async def stored(bus: Bus, stream: str, seq: int, event: type[E]) -> E:
+    """The ``event`` stored at ``seq`` on ``stream`` (a key: ``"RISK"``): what a duplicate
+    publish's ack points at, so a redelivery can adopt what its predecessor published."""
+    return _decoded(await bus.js.get_msg(bus.subjects.stream(stream), seq), event)
+
+
+async def newest_first(
+    bus: Bus, stream: str, event: type[E], limit: int = 10_000
+) -> AsyncIterator[E]:
+    """The ``event`` messages on ``stream`` (a key), newest first, among its last ``limit``
+    messages (other types are skipped)."""
+    name = bus.subjects.stream(stream)
+    last = (await bus.js.stream_info(name)).state.last_seq
+    for seq in range(last, max(0, last - limit), -1):
+        try:
+            msg = await bus.js.get_msg(name, seq)
+        except js_errors.NotFoundError:
+            continue  # deleted or aged out
+        if (msg.headers or {}).get(codec.H_TYPE) == event.type_name:
+            yield _decoded(msg, event)
+
+
+def _decoded(msg: js_api.RawStreamMsg, event: type[E]) -> E:
+    decoded = codec.decode(msg.data or b"", dict(msg.headers or {}), expect=event)
+    assert isinstance(decoded, event)
+    return decoded
 
 
 async def _ack_floor(bus: Bus, stream: str, durable: str) -> int:

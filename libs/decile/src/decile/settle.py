@@ -32,7 +32,14 @@ async def _snapshot(js: JetStreamContext, streams: list[str],
     for name in streams:
         info = await js.stream_info(name)
         seqs.append(info.state.last_seq)
-        for c in await js.consumers_info(name):
+        try:
+            consumers = await js.consumers_info(name)
+        except (AttributeError, KeyError, TypeError):
+            # a consumer being deleted or created right now (a restarting service
+            # recreates its durables) can come back half-described: not settled, ask again
+            idle = False
+            continue
+        for c in consumers:
             durable = c.config.durable_name or ""
             if not durable or durable.startswith(skip):
                 continue

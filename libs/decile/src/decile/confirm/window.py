@@ -147,26 +147,27 @@ class Window:
         belongs to its baseline, has been seen. The first copy of a bar time
         wins: redelivery cannot change a decision.
         """
-        b = FlowBar(*bar)
-        tf_ms = self.tf.ms
-        if b.ts % tf_ms:
-            return self
-        start = self.start_ms
-        if start <= b.ts < start + self.need * tf_ms:
-            if any(s.ts == b.ts for s in self.bars):
-                return self
-            return replace(self, bars=tuple(sorted((*self.bars, b), key=lambda r: r.ts)))
-        if start - self.baseline_bars * tf_ms <= b.ts < start:
-            if any(s.ts == b.ts for s in self.baseline):
-                return self
-            return replace(self, baseline=tuple(sorted((*self.baseline, b), key=lambda r: r.ts)))
-        return self
+        return self.add_bars((bar,))
 
     def add_bars(self, bars: Iterable[BarLike]) -> Window:
-        out = self
-        for b in bars:
-            out = out.add_bar(b)
-        return out
+        """:meth:`add_bar` for each of ``bars`` in order, with one copy of the window."""
+        tf_ms = self.tf.ms
+        start = self.start_ms
+        end, lo = start + self.need * tf_ms, start - self.baseline_bars * tf_ms
+        seen = {s.ts: s for s in self.bars}
+        base = {s.ts: s for s in self.baseline}
+        for bar in bars:
+            b = bar if isinstance(bar, FlowBar) else FlowBar(*bar)
+            if b.ts % tf_ms:
+                continue
+            if start <= b.ts < end:
+                seen.setdefault(b.ts, b)
+            elif lo <= b.ts < start:
+                base.setdefault(b.ts, b)
+        if len(seen) == len(self.bars) and len(base) == len(self.baseline):
+            return self
+        return replace(self, bars=tuple(sorted(seen.values(), key=lambda r: r.ts)),
+                       baseline=tuple(sorted(base.values(), key=lambda r: r.ts)))
 
     @property
     def complete(self) -> bool:

@@ -50,9 +50,10 @@ class Ticket:
     def long(self) -> bool:
         return self.intent.side == "long"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, decision_json: str | None = None) -> dict[str, Any]:
+        """``decision_json``: the decision already encoded (the book keeps it per id)."""
         return {
-            "decision": self.decision.model_dump(mode="json"),
+            "decision": decision_json or self.decision.model_dump_json(),
             "order_id": self.order_id,
             "submitted_ms": self.submitted_ms,
             "deadline_ms": self.deadline_ms,
@@ -60,8 +61,11 @@ class Ticket:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Ticket:
+        raw = d["decision"]  # JSON text; a dict in snapshots written before it was text
+        decision = (RiskDecision.model_validate_json(raw) if isinstance(raw, str)
+                    else RiskDecision.model_validate(raw))
         return cls(
-            decision=RiskDecision.model_validate(d["decision"]),
+            decision=decision,
             order_id=str(d["order_id"]),
             submitted_ms=int(d["submitted_ms"]),
             deadline_ms=int(d["deadline_ms"]),
@@ -98,9 +102,9 @@ class Position:
         sign = 1.0 if self.ticket.long else -1.0
         return sign * (self.mark - self.entry_price) * self.ticket.intent.quantity
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, decision_json: str | None = None) -> dict[str, Any]:
         return {
-            "ticket": self.ticket.to_dict(),
+            "ticket": self.ticket.to_dict(decision_json),
             "entry_price": self.entry_price,
             "entry_fee": self.entry_fee,
             "entry_liquidity": self.entry_liquidity,
@@ -162,6 +166,8 @@ class Book:
     orders: dict[str, Ticket] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    # decision id -> its JSON, for the open book: a snapshot encodes each decision once
+    encoded: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def ledger(self, starting_equity: float) -> Ledger:
         unrealised = math.fsum(p.unrealised for p in self.positions.values())
@@ -191,14 +197,18 @@ class Book:
             del self.seen[oldest]
 
     def to_dict(self) -> dict[str, Any]:
+        held = [t.decision for t in self.orders.values()]
+        held += [p.ticket.decision for p in self.positions.values()]
+        known = self.encoded
+        self.encoded = {d.id: known.get(d.id) or d.model_dump_json() for d in held}
         return {
             "cash": self.cash,
             "realised_pnl": self.realised_pnl,
             "fees": self.fees,
             "closed_trades": self.closed_trades,
             "clock_ms": self.clock_ms,
-            "orders": [t.to_dict() for t in self.orders.values()],
-            "positions": [p.to_dict() for p in self.positions.values()],
+            "orders": [t.to_dict(self.encoded[k]) for k, t in self.orders.items()],
+            "positions": [p.to_dict(self.encoded[k]) for k, p in self.positions.items()],
             "seen": [[k, v] for k, v in self.seen.items()],
         }
 

@@ -10,7 +10,11 @@ Time model (epoch ms, bar OPEN times, ``config.tf`` bars):
 
 * A decision is *submitted for* the last bar it could have seen: the last
   feed bar closed by ``max(confirm.decided_at, candidate bar close)``. Only
-  later bars may fill it, so no decision trades on prices it already knew.
+  later bars may fill a resting order, so no decision trades on prices it
+  already knew. A market order fills as it arrives (``market_entry``
+  ``"arrival"``): at the submission bar's close, the price when it was decided,
+  slipped; its first bar of exposure is the one after the submission bar, and
+  bars up to the submission bar arriving after it do nothing to it.
 * An order may fill in a bar only if the bar closes by its deadline,
   ``min(intent.expires_at, submitted + (1 + order_expiry_bars) * tf)``. It
   expires (``Order`` status ``expired``) on its last such bar unfilled.
@@ -50,7 +54,8 @@ from decile.paper.config import PaperConfig
 from decile.paper.rules import Bar, Excursion, ExitReason, entry_fill, excursion, exit_fill
 from decile.paper.rules import Fill as Execution
 
-__all__ = ["PRODUCER", "PaperBroker", "order_deadline_ms", "span_ms", "submission_bar_ms"]
+__all__ = ["PRODUCER", "PaperBroker", "order_deadline_ms", "order_event", "span_ms",
+           "submission_bar_ms"]
 
 PRODUCER: Final = "execution"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,6 +97,30 @@ def order_deadline_ms(decision: RiskDecision, config: PaperConfig) -> int:
     return min(
         to_ms(decision.intent.expires_at),
         submitted + (1 + config.order_expiry_bars) * config.tf_ms,
+    )
+
+
+def order_event(decision: RiskDecision, status: OrderStatus, at: datetime, deadline_ms: int
+                ) -> Order:
+    """The ``Order`` of an approved decision in ``status`` at ``at``; its id derives from the
+    decision and the status, so publishing it twice stores it once."""
+    intent = decision.intent
+    assert intent is not None, "only an approved decision has an order"
+    return decision.follow(
+        Order,
+        status,
+        ts_event=at,
+        producer=PRODUCER,
+        decision_id=decision.id,
+        symbol=intent.symbol,
+        side=intent.side,
+        entry_type=intent.entry_type,
+        quantity=intent.quantity,
+        price=intent.entry_price,
+        stop_price=intent.stop_price,
+        take_profit=intent.take_profit,
+        status=status,
+        expires_at=_time(deadline_ms),
     )
 
 
@@ -156,7 +185,10 @@ class PaperBroker:
         if not _sane(intent):
             return [self._order(pending, "cancelled", decision.ts_event)]
         order = self._order(pending, "accepted", decision.ts_event)
-        book.orders[decision.id] = replace(pending, order_id=order.id)
+        ticket = replace(pending, order_id=order.id)
+        if self._fills_on_arrival(ticket):
+            return [order, *self._arrive(ticket)]
+        book.orders[decision.id] = ticket
         return [order]
 
     def admits(self, decision: RiskDecision) -> bool:
@@ -200,6 +232,8 @@ class PaperBroker:
         self._index(symbols)
         events: list[Event] = []
         for key, pos in list(book.positions.items()):
+            if now < pos.entry_ms:  # a bar before a fill on arrival, delivered after it
+                continue
             bar = self._bar(pos.ticket.intent.symbol, now, values)
             if bar is not None:
                 self._hold(key, pos, bar, from_open=True, events=events)
@@ -213,7 +247,7 @@ class PaperBroker:
             fill = None if bar is None else self._entry(ticket, bar)
             if bar is not None and fill is not None:
                 del book.orders[key]
-                pos = self._open(ticket, bar, fill, events)
+                pos = self._open(ticket, fill, now, events)
                 market = ticket.intent.entry_type == "market"
                 self._hold(key, pos, bar, from_open=market, events=events)
             elif now + 2 * cfg.tf_ms > ticket.deadline_ms:
@@ -263,18 +297,55 @@ class PaperBroker:
         intent = ticket.intent
         return entry_fill(intent.entry_type, ticket.long, intent.entry_price, bar, self.config)
 
-    def _open(self, ticket: Ticket, bar: Bar, fill: Execution, events: list[Event]) -> Position:
+    def _fills_on_arrival(self, ticket: Ticket) -> bool:
+        """A market order, and no bar after its submission bar processed yet."""
+        clock = self._book.clock_ms
+        return (
+            self.config.market_entry == "arrival"
+            and ticket.intent.entry_type == "market"
+            and (clock is None or clock <= ticket.submitted_ms)
+        )
+
+    def _arrive(self, ticket: Ticket) -> list[Event]:
+        """Fill a market order now: the intent's price is the submission bar's close (the
+        last price the decision knew); its slippage range is the candidate's ATR, since
+        the bar it fills in has not traded yet. Exposure starts with the next bar."""
+        intent = ticket.intent
+        atr = ticket.decision.confirm.candidate.atr
+        price = costs.taker_price(intent.entry_price, ticket.long, atr, self.config)
+        events: list[Event] = []
+        entry_ms = ticket.submitted_ms + self.config.tf_ms
+        at = ticket.decision.ts_event
+        self._book.positions[ticket.decision.id] = self._open(
+            ticket, Execution(price, "taker"), entry_ms, events, at=at, bar_ms=ticket.submitted_ms
+        )
+        return events
+
+    def _open(
+        self,
+        ticket: Ticket,
+        fill: Execution,
+        entry_ms: int,
+        events: list[Event],
+        *,
+        at: datetime | None = None,
+        bar_ms: int | None = None,
+    ) -> Position:
+        """Book an entry fill; exposure from the bar opened at ``entry_ms``. The Fill is
+        stamped with the bar it filled in and that bar's close, unless ``bar_ms`` (the bar
+        that priced it) and ``at`` (when it filled) say otherwise."""
         book, intent = self._book, ticket.intent
         fee = costs.fee(fill.price, intent.quantity, fill.liquidity, self.config)
         book.cash -= fee
         book.fees += fee
-        events.append(self._fill(ticket, "entry", fill, fee, bar.time_ms))
+        bar_ms = entry_ms if bar_ms is None else bar_ms
+        events.append(self._fill(ticket, "entry", fill, fee, bar_ms, at=at))
         return Position(
             ticket=ticket,
             entry_price=fill.price,
             entry_fee=fee,
             entry_liquidity=fill.liquidity,
-            entry_ms=bar.time_ms,
+            entry_ms=entry_ms,
             excursion=Excursion(0.0, 0.0),  # the fill bar's moves are added by _hold
             mark=fill.price,
         )
@@ -359,30 +430,23 @@ class PaperBroker:
         events.append(self._order(ticket, "expired", _time(now + self.config.tf_ms)))
 
     def _order(self, ticket: Ticket, status: OrderStatus, at: datetime) -> Order:
-        intent = ticket.intent
-        return ticket.decision.follow(
-            Order,
-            status,
-            ts_event=at,
-            producer=PRODUCER,
-            decision_id=ticket.decision.id,
-            symbol=intent.symbol,
-            side=intent.side,
-            entry_type=intent.entry_type,
-            quantity=intent.quantity,
-            price=intent.entry_price,
-            stop_price=intent.stop_price,
-            take_profit=intent.take_profit,
-            status=status,
-            expires_at=_time(ticket.deadline_ms),
-        )
+        return order_event(ticket.decision, status, at, ticket.deadline_ms)
 
-    def _fill(self, ticket: Ticket, leg: Leg, fill: Execution, fee: float, bar_ms: int) -> Fill:
+    def _fill(
+        self,
+        ticket: Ticket,
+        leg: Leg,
+        fill: Execution,
+        fee: float,
+        bar_ms: int,
+        *,
+        at: datetime | None = None,
+    ) -> Fill:
         intent = ticket.intent
         return ticket.decision.follow(
             Fill,
             leg,
-            ts_event=_time(bar_ms + self.config.tf_ms),
+            ts_event=at or _time(bar_ms + self.config.tf_ms),
             producer=PRODUCER,
             order_id=ticket.order_id,
             decision_id=ticket.decision.id,

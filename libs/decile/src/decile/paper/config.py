@@ -8,11 +8,13 @@ generous fills is the failure this library exists to expose.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from decile.market.timeframes import Timeframe, parse
 
-__all__ = ["PaperConfig"]
+__all__ = ["MarketEntry", "PaperConfig"]
+
+MarketEntry = Literal["arrival", "next_open"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,13 @@ class PaperConfig:
       stop touching the low still slips), but at most
       ``max_slippage_fraction`` 0.5 of the price so a degenerate bar cannot give
       a price <= 0.
+    * ``market_entry`` ``"arrival"``: a market order fills as it arrives, at its
+      reference price (the last close the decision knew) slipped by bps plus the
+      range fraction of the candidate's ATR, as a live venue fills it; the first
+      bar after the submission bar is its first bar of exposure. A market order
+      arriving after the broker already processed a later bar (a late delivery)
+      fills at the next bar's open instead, and so does every market order with
+      ``"next_open"`` (a backtest that never trades at a price the decision saw).
     * ``limit_touch_fills`` False: a limit (entry or take-profit) fills only when
       the bar trades *through* its price; a touch is not a fill (queue position
       unknown). Stops always trigger on a touch.
@@ -52,6 +61,7 @@ class PaperConfig:
     slippage_bps: float = 2.0
     slippage_range_fraction: float = 0.05
     max_slippage_fraction: float = 0.5
+    market_entry: MarketEntry = "arrival"
     limit_touch_fills: bool = False
     order_expiry_bars: int = 6
     timeout_bars: int = 6
@@ -67,6 +77,8 @@ class PaperConfig:
             raise ValueError("slippage_range_fraction must be in [0, 1]")
         if not 0.0 <= self.max_slippage_fraction < 1.0:
             raise ValueError("max_slippage_fraction must be in [0, 1)")
+        if self.market_entry not in ("arrival", "next_open"):
+            raise ValueError("market_entry must be 'arrival' or 'next_open'")
         for name in ("order_expiry_bars", "timeout_bars", "dedup_retention_bars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 bar")

@@ -19,19 +19,21 @@ __all__ = ["Liquidity", "fee", "slippage", "taker_price"]
 Liquidity = Literal["maker", "taker"]
 
 
-def slippage(price: float, high: float, low: float, config: PaperConfig) -> float:
-    """Slippage per unit, in quote currency, for a taker fill at ``price`` in a bar.
+def slippage(price: float, bar_range: float, config: PaperConfig) -> float:
+    """Slippage per unit, in quote currency, for a taker fill at ``price``.
 
-    ``price * slippage_bps / 1e4 + slippage_range_fraction * (high - low)``,
-    capped at ``max_slippage_fraction * price`` so a sell can never print <= 0.
+    ``price * slippage_bps / 1e4 + slippage_range_fraction * bar_range``, capped at
+    ``max_slippage_fraction * price`` so a sell can never print <= 0. ``bar_range`` is
+    the fill bar's ``high - low``; for a market order filled as it arrives, before
+    its bar traded, the candidate's ATR (the range a bar is expected to have).
     """
-    raw = price * config.slippage_bps / 1e4 + config.slippage_range_fraction * (high - low)
+    raw = price * config.slippage_bps / 1e4 + config.slippage_range_fraction * bar_range
     return min(raw, config.max_slippage_fraction * price)
 
 
-def taker_price(price: float, buy: bool, high: float, low: float, config: PaperConfig) -> float:
+def taker_price(price: float, buy: bool, bar_range: float, config: PaperConfig) -> float:
     """The price a taker order at reference ``price`` fills at: worse by the slippage."""
-    slip = slippage(price, high, low, config)
+    slip = slippage(price, bar_range, config)
     return price + slip if buy else price - slip
 
 

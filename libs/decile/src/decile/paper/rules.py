@@ -4,8 +4,9 @@ A bar is four prices and no path, so every rule assumes the worst order of
 events inside it, the same way the training label does
 (:mod:`decile.training.labels`):
 
-* an order never fills on the bar it was submitted for (the broker only asks
-  about later bars), so a decision cannot trade on prices it already saw;
+* a resting order never fills on the bar it was submitted for (the broker only
+  asks about later bars), so a decision cannot trade on prices it already saw
+  (a market order fills as it arrives, at the last price it saw: see the broker);
 * a limit fills at its price when the bar trades through it, never better
   (a gap in our favour is not credited); a stop triggers on a touch and fills at
   its price, or at the open when the bar gaps past it, then slips;
@@ -75,15 +76,15 @@ def entry_fill(
     open if the bar gapped past it, slipped.
     """
     if entry_type == "market":
-        return Fill(taker_price(bar.open, long, bar.high, bar.low, config), "taker")
+        return Fill(taker_price(bar.open, long, bar.high - bar.low, config), "taker")
     if entry_type == "limit":
         touch = config.limit_touch_fills
         hit = _below(bar, price, touch) if long else _above(bar, price, touch)
         return Fill(price, "maker") if hit else None
     if long and bar.high >= price:
-        return Fill(taker_price(max(bar.open, price), True, bar.high, bar.low, config), "taker")
+        return Fill(taker_price(max(bar.open, price), True, bar.high - bar.low, config), "taker")
     if not long and bar.low <= price:
-        return Fill(taker_price(min(bar.open, price), False, bar.high, bar.low, config), "taker")
+        return Fill(taker_price(min(bar.open, price), False, bar.high - bar.low, config), "taker")
     return None
 
 
@@ -107,12 +108,13 @@ def exit_fill(
     """
     if (bar.low <= stop) if long else (bar.high >= stop):
         ref = (min(bar.open, stop) if long else max(bar.open, stop)) if from_open else stop
-        return "stop", Fill(taker_price(ref, not long, bar.high, bar.low, config), "taker")
+        return "stop", Fill(taker_price(ref, not long, bar.high - bar.low, config), "taker")
     touch = config.limit_touch_fills
     if from_open and (_above(bar, take_profit, touch) if long else _below(bar, take_profit, touch)):
         return "take_profit", Fill(take_profit, "maker")
     if due:
-        return "timeout", Fill(taker_price(bar.close, not long, bar.high, bar.low, config), "taker")
+        price = taker_price(bar.close, not long, bar.high - bar.low, config)
+        return "timeout", Fill(price, "taker")
     return None
 
 

@@ -26,6 +26,8 @@ class CandidateContext:
 
     ``side`` is the side to trade (the confirm step may invert the candidate's);
     ``entry_price`` is the reference price the entry offset is measured from;
+    ``fill_price_hint`` the confirm window's last close, when it had bars (see
+    :attr:`market_price`);
     ``atr`` is in price units and ``sl_katr`` / ``offset_katr`` in ATRs; ``p_win``
     is the calibrated probability of +1R before -1R. ``now`` is the decision time,
     passed in: the domain never reads a clock.
@@ -43,6 +45,13 @@ class CandidateContext:
     rr_target: float
     offset_katr: float
     now: datetime
+    fill_price_hint: float | None = None
+
+    @property
+    def market_price(self) -> float:
+        """The last close the decision knew, where a market order enters: the confirm
+        window's last bar, else the candidate's close."""
+        return self.fill_price_hint or self.entry_price
 
     @classmethod
     def from_confirm(cls, confirm: ConfirmDecision, now: datetime) -> CandidateContext:
@@ -67,6 +76,7 @@ class CandidateContext:
             rr_target=c.rr_target,
             offset_katr=c.offset_katr,
             now=now,
+            fill_price_hint=confirm.fill_price_hint,
         )
 
     @property

@@ -4,7 +4,8 @@ The offset model's sign picks the order type (DESIGN.md, "Models"):
 ``offset_katr < 0`` waits for a better price with a limit order
 (``|offset| x ATR`` below the reference for a long, above it for a short);
 ``offset_katr > 0`` asks the market to prove the move with a stop order the
-same distance beyond it; zero enters at market. Stop and take profit are
+same distance beyond it; zero enters at market, at the last close the
+decision knew (after a confirm window, its last bar's). Stop and take profit are
 measured from the planned entry price, so one R is the same distance whatever
 the entry type.
 """
@@ -31,7 +32,7 @@ def entry(ctx: CandidateContext) -> Entry:
     off = ctx.offset_katr * ctx.atr
     sign = 1.0 if ctx.side == "long" else -1.0
     if abs(ctx.offset_katr) < _ZERO_OFFSET_KATR:
-        return Entry("market", ctx.entry_price)
+        return Entry("market", ctx.market_price)
     # limit: off < 0 moves a long's price down and a short's up; stop: the opposite
     kind: EntryType = "limit" if off < 0 else "stop"
     return Entry(kind, ctx.entry_price + sign * off)

@@ -11,8 +11,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,33 @@ SHARED_DATA = Path(
     os.environ.get("DECILE_SHARED_DATA")
     or Path(__file__).resolve().parents[5].parent / "shared" / "data"
 )
+
+
+@asynccontextmanager
+async def provisioned_bus(url: str, namespace: str, service: str = "test") -> AsyncIterator[Any]:
+    """A :class:`decile.bus.Bus` of its own on ``namespace``, streams provisioned: a test
+    or a benchmark playing the services upstream and downstream of the ones it runs."""
+    from faststream.nats import NatsBroker
+
+    from decile.bus import Bus, provision_streams
+    from decile.config import NatsSettings
+    from decile.subjects import Subjects
+
+    broker = NatsBroker(url)
+    await broker.connect()
+    bus = Bus(broker, Subjects(namespace), service)
+    await provision_streams(bus.js, bus.subjects, NatsSettings(url=url, namespace=namespace))
+    try:
+        yield bus
+    finally:
+        await broker.stop()
+
+
+def last_closed_bar(now: datetime, bar: timedelta = timedelta(minutes=5)) -> datetime:
+    """Open time of the newest ``bar`` (minutes) bar closed at ``now``."""
+    minutes = int(bar.total_seconds() // 60)
+    floor = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % minutes)
+    return floor - bar
 
 
 async def stream_messages(
