@@ -99,9 +99,6 @@ class Confirmer:
                                self.bus.service)
             ack = await self.bus.publish(decision)  # id from the candidate's: a repeat is dropped
             cid = r.window.candidate.id
-            if cid in self.book.windows:  # persisted: delete only once published
-                await self.store.delete(cid)
-                self.book.remove(cid)
             code = decision.reason.code.value if decision.reason else ""
             if ack.duplicate:
                 m.REPUBLISHED.inc()
@@ -111,6 +108,9 @@ class Confirmer:
                     m.UNSCORED.labels("no_model", decision.decision).inc()
                 m.WAIT_SECONDS.observe(
                     (decision.decided_at - candidate_close(r.window.candidate)).total_seconds())
+            if cid in self.book.windows:  # persisted: delete only once published and counted
+                await self.store.delete(cid)
+                self.book.remove(cid)
             log.info("confirm decision", id=decision.id, candidate_id=cid,
                      symbol=decision.candidate.symbol, decision=decision.decision, code=code,
                      p_confirm=decision.p_confirm, model_version=decision.model_version,

@@ -45,6 +45,7 @@ from decile.testing.probes import (
     free_port,
     http_get,
     metric_value,
+    metrics_when,
     output,
     service_process,
     stream_messages,
@@ -196,8 +197,8 @@ async def test_a_zero_bar_window_approves_at_once_without_a_model(
         assert d.reason is None
         assert d.flow["htf_bias_atr"] == pytest.approx(0.3 / (100 * 0.6 / price("BTC/USDT", 0)))
         assert await subject_of(bus, d) == bus.subjects.ml_confirmed("BTC/USDT")
-        assert await metric(port, "decile_confirm_unscored_total", reason="no_model") == 1
-        assert await metric(port, "decile_confirm_decisions_total", decision="approve") == 1
+        await metrics_when(port, "decile_confirm_unscored_total", 1, reason="no_model")
+        await metrics_when(port, "decile_confirm_decisions_total", 1, decision="approve")
         assert await window_rows(pg_dsn) == []  # decided on arrival: nothing to persist
 
 
@@ -216,7 +217,7 @@ async def test_a_one_bar_window_decides_when_its_bar_arrives_on_the_real_bars_fl
             return await window_rows(pg_dsn) == [c.id]
 
         assert await eventually(persisted), "the open window was never persisted"
-        assert await metric(port, "decile_confirm_open_windows") == 1
+        await metrics_when(port, "decile_confirm_open_windows", 1)
         await bus.publish(bars(0))  # its own bar: baseline
         await bus.publish(bars(1))  # the window's bar
         d = await decision_for(bus, c)
@@ -233,7 +234,7 @@ async def test_a_one_bar_window_decides_when_its_bar_arrives_on_the_real_bars_fl
             return await window_rows(pg_dsn) == []
 
         assert await eventually(deleted), "the decided window's row was not deleted"
-        assert await metric(port, "decile_confirm_open_windows") == 0
+        await metrics_when(port, "decile_confirm_open_windows", 0)
 
 
 async def test_a_window_whose_bar_never_comes_is_vetoed_as_stale(
@@ -259,8 +260,8 @@ async def test_a_window_whose_bar_never_comes_is_vetoed_as_stale(
         assert d.reason.values["bars_seen"] == 0
         assert d.decided_at == at(3)  # the cross-section that expired it
         assert await subject_of(bus, d) == bus.subjects.ml_vetoed("BTC/USDT")
-        assert await metric(port, "decile_confirm_decisions_total", decision="veto",
-                            code="CONFIRM_STALE_WINDOW") == 1
+        await metrics_when(port, "decile_confirm_decisions_total", 1, decision="veto",
+                           code="CONFIRM_STALE_WINDOW")
 
 
 async def test_an_open_window_survives_kill_9_and_is_decided_exactly_once(

@@ -42,6 +42,7 @@ from decile.testing.probes import (
     free_port,
     http_get,
     metric_value,
+    metrics_when,
     output,
     provisioned_bus,
     service_process,
@@ -192,7 +193,8 @@ async def test_an_approved_decision_trades_through_entry_and_take_profit_and_rec
         assert [type(e) for e in events] == [Order, Fill], output(proc)[-3000:]
         await bus.publish_many([bars(k) for k in (1, 2, 3)])
         events = await wait_events(bus, closed)
-        text = await metrics_text(port)
+        text = await metrics_when(port, "decile_execution_trades_closed_total", 1,
+                                  reason="take_profit")
 
     order, entry, exit_, trade = events
     assert isinstance(order, Order)

@@ -37,6 +37,7 @@ from decile.testing.probes import (
     http_get,
     last_closed_bar,
     metric_value,
+    metrics_when,
     output,
     service_process,
     stream_messages,
@@ -192,8 +193,7 @@ async def test_approves_then_master_kill_rejects_then_approves_again(
         await bus.publish(third)
         assert (await decision_for(bus, third)).outcome == "approved"
 
-        text = await metrics_text(port)
-        assert metric_value(text, "decile_risk_decisions_total", outcome="approved") == 2
+        text = await metrics_when(port, "decile_risk_decisions_total", 2, outcome="approved")
         assert metric_value(text, "decile_risk_decisions_total", code="MASTER_KILL") == 1
         assert metric_value(text, "decile_risk_daily_loss_limit") == pytest.approx(300.0)
         assert metric_value(text, "decile_risk_equity") == pytest.approx(10_000.0)

@@ -124,6 +124,23 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
+async def metrics_when(port: int, name: str, want: float, within: float = 10.0,
+                       **labels: str) -> str:
+    """The service's /metrics text once ``name`` (with ``labels``) reads ``want``.
+
+    A service counts an event after publishing it, so a test that has just seen the event
+    polls rather than reads once; the returned text is one scrape for further checks.
+    """
+    async def scrape() -> str | None:
+        text = (await asyncio.to_thread(http_get, port, "/metrics"))[1]
+        return text if metric_value(text, name, **labels) == want else None
+
+    text: str | None = await eventually(scrape, within=within)
+    if text is None:
+        raise AssertionError(f"{name}{labels or ''} never read {want}")
+    return text
+
+
 @contextmanager
 def service_process(
     module: str, env: dict[str, str], port: int
