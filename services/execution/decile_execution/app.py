@@ -11,7 +11,6 @@ import nats.errors
 from decile.events import BarBatch, Fill, Order, RiskDecision, TradeClosed
 from decile.killswitch import KillSwitches
 from decile.obs import get_logger
-from decile.rebuild import resume_after_floor
 from decile.risk import KillState
 from decile.service import Runtime, create_runtime
 from decile.store import migrate
@@ -20,7 +19,7 @@ from decile_execution import metrics as m
 from decile_execution import recovery
 from decile_execution.desk import Step
 from decile_execution.settings import ExecutionSettings
-from decile_execution.state import Account, StateStore
+from decile_execution.state import SAVE_ERRORS, Account, Input, StateStore
 
 log = get_logger(__name__)
 
@@ -42,81 +41,88 @@ def create_app(settings: ExecutionSettings) -> Runtime:
         """An approved decision -> Order accepted, or cancelled while a kill switch is on."""
         start = time.perf_counter()
         account: Account = holder["account"]
-        step = await account.handle(lambda desk: desk.decide(decision, holder["kill"]))
+        step = await account.handle(Input("risk", approved.position, decision), holder["kill"])
         _record(step, account, "decision", start)
-        if step.killed:
-            m.KILL_CANCELLED.labels(step.killed).inc()
-            log.warning("decision cancelled by a kill switch", decision_id=decision.id,
-                        symbol=decision.symbol, scope=step.killed)
 
     async def on_bars(batch: BarBatch) -> None:
         """One bar cross-section -> exits, fills, expiries of the open book."""
         start = time.perf_counter()
         account: Account = holder["account"]
-        step = await account.handle(lambda desk: desk.bars(batch))
+        step = await account.handle(Input("md", bars.position, batch), holder["kill"])
         _record(step, account, "bars", start)
 
-    rt.subscribe(on_decision, family="risk", kind="approved", event=RiskDecision, stream="RISK",
-                 durable=APPROVED_DURABLE, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
-    rt.subscribe(on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
-                 durable=bars_durable, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
+    approved = rt.subscribe(
+        on_decision, family="risk", kind="approved", event=RiskDecision, stream="RISK",
+        durable=APPROVED_DURABLE, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
+    bars = rt.subscribe(
+        on_bars, family="md", kind="bars", key=cfg.tf, event=BarBatch, stream="MD",
+        durable=bars_durable, batch_size=1, max_wait_s=1.0, ordered=True, direct=True)
     rt.produces(Order, "exec", "order", "Accepted, cancelled (kill switch) or expired orders.")
     rt.produces(Fill, "exec", "fill", "Entry and exit fills, costs in the price and the fee.")
     rt.produces(TradeClosed, "exec", "closed", "A closed trade: pnl, realised R, exit reason.")
 
     @rt.on_start
     async def _state() -> None:
+        switches = await KillSwitches.open(rt.bus.js, settings.nats.namespace)
+        holder["switches"] = switches
+        try:  # read before anything is taken, so a restart cancels nothing by itself
+            _set_kill(holder, await asyncio.wait_for(switches.state(), 10.0), rt)
+        except (nats.errors.Error, TimeoutError) as err:
+            log.warning("kill switches unreadable at start; failing closed", error=repr(err))
         pool = await open_pool(settings.postgres)
         holder["pool"] = pool
         async with pool.acquire() as conn:
             await migrate.apply(conn)
-        store = StateStore(pool, cfg.account)
-        saved = await store.load()
-        seq = saved.exec_seq if saved else 0
-        published = await recovery.published_after(rt.bus, "EXEC", seq)
-        account = Account(store, config, rt.bus.publish_many, saved, published)
+        inputs = (
+            recovery.Source("risk", "RISK", rt.subjects.all("risk", "approved"),
+                            APPROVED_DURABLE, RiskDecision),
+            recovery.Source("md", "MD", rt.subjects.md_bars(cfg.tf), bars_durable, BarBatch),
+        )
+        account = await recovery.recover(
+            rt.bus, StateStore(pool, cfg.account), config, rt.bus.publish_many, inputs,
+            holder["kill"], lambda step, acc: _record(step, acc, None, 0.0))
         holder["account"] = account
-        for stream, subject, durable in (
-            ("RISK", rt.subjects.all("risk", "approved"), APPROVED_DURABLE),
-            ("MD", rt.subjects.md_bars(cfg.tf), bars_durable),
-        ):
-            await resume_after_floor(rt.bus, stream=stream, subject=subject,
-                                              durable=durable)
         m.ledger(account.desk.broker.ledger())
         rt.ready("postgres")
-        log.info("paper account", account=cfg.account, restored=saved is not None,
-                 exec_seq=seq, published_since=len(published),
-                 clock_ms=account.desk.broker.clock_ms, **config.to_dict())
-        switches = await KillSwitches.open(rt.bus.js, settings.nats.namespace)
-        holder["switches"] = switches
-        try:  # read once before the consumers start, so a restart cancels nothing by itself
-            _set_kill(holder, await asyncio.wait_for(switches.state(), 10.0), rt)
-        except (nats.errors.Error, TimeoutError) as err:
-            log.warning("kill switches unreadable at start; failing closed", error=repr(err))
+        log.info("paper account", account=cfg.account, exec_seq=account.exec_seq,
+                 positions=account.positions, clock_ms=account.desk.broker.clock_ms,
+                 **config.to_dict())
 
     @rt.after_start
-    async def _watch_kill() -> None:
+    async def _background() -> None:
         rt.spawn(_follow_kill(holder["switches"], holder, rt), "kill-switch-watch")
+        rt.spawn(holder["account"].run_writer(cfg.save_delay_s), "state-writer")
 
     @rt.on_stop
-    async def _close() -> None:
+    async def _close() -> None:  # after the consumers and the writer stopped
+        if "account" in holder:
+            try:
+                await holder["account"].flush()  # a restart then replays nothing
+            except SAVE_ERRORS as err:
+                log.warning("final state save failed; the next start replays the streams",
+                            error=repr(err))
         if "pool" in holder:
             await holder["pool"].close()
 
     return rt
 
 
-def _record(step: Step, account: Account, kind: str, start: float) -> None:
+def _record(step: Step, account: Account, kind: str | None, start: float) -> None:
+    """Metrics and logs of one input taken (``kind`` None: replayed at start, not timed)."""
+    if step.killed:
+        m.KILL_CANCELLED.labels(step.killed).inc()
+        log.warning("decision cancelled by a kill switch", scope=step.killed,
+                    **step.events[0].model_dump(include={"decision_id", "symbol"}))
     if step.changed:  # a repeat republishes what was counted already
         m.count(step.events)
-        m.SAVES.inc()
         m.ledger(account.desk.broker.ledger())
         for e in step.events:  # few: risk caps the open book
             log.info("exec event", type=type(e).__name__, id=e.id, **e.model_dump(include=LOGGED))
     if account.skipped:
         m.SKIPPED.inc(account.skipped)
         account.skipped = 0
-    m.HANDLE_SECONDS.labels(kind).observe(time.perf_counter() - start)
+    if kind is not None:
+        m.HANDLE_SECONDS.labels(kind).observe(time.perf_counter() - start)
 
 
 def _set_kill(holder: dict[str, Any], state: KillState, rt: Runtime) -> None:

@@ -27,10 +27,20 @@ SKIPPED = counter(
 )
 HANDLE_SECONDS = histogram(
     "decile_execution_handle_seconds",
-    "One input applied, its events published and the state saved, by input",
+    "One input applied and its events published (the snapshot is saved behind), by input",
     ["input"],
 )
 SAVES = counter("decile_execution_state_saves_total", "Snapshots upserted in PostgreSQL", [])
+SAVE_ERRORS = counter(
+    "decile_execution_state_save_errors_total",
+    "Snapshot upserts that failed (retried; the streams hold the inputs since the last one)",
+    [],
+)
+REPLAYED = counter(
+    "decile_execution_replayed_inputs_total",
+    "Inputs taken at start from the streams after the saved snapshot's positions, by source",
+    ["source"],
+)
 EQUITY = gauge("decile_execution_equity", "Paper equity: cash + unrealised, quote currency", [])
 CASH = gauge("decile_execution_cash", "Paper cash: start + realised results - fees", [])
 REALISED = gauge("decile_execution_realised_pnl", "Sum of closed trades' pnl (after costs)", [])

@@ -24,6 +24,9 @@ class ExecutionSection(Section):
 
     tf: Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhdw]$")] = _D.tf.value
     account: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "paper"
+    # the state snapshot is saved this long after inputs were taken, behind the decision
+    # path (one write for a burst); a crash replays the inputs since from the streams
+    save_delay_s: Annotated[float, Field(ge=0.0, le=60.0)] = 0.2
 
     maker_fee_bps: float = _D.maker_fee_bps
     taker_fee_bps: float = _D.taker_fee_bps

@@ -17,7 +17,7 @@ import asyncio
 import base64
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import nats.js.api as js_api
@@ -190,9 +190,13 @@ class Bus:
             self._js = self.broker.connection.jetstream()
         return self._js
 
-    def _encode(self, event: Event, subject: str | None) -> tuple[str, bytes, dict[str, str]]:
+    def _encode(
+        self, event: Event, subject: str | None, extra: Mapping[str, str] | None = None
+    ) -> tuple[str, bytes, dict[str, str]]:
         subject = subject or subject_for(event, self.subjects)
         body, headers = codec.encode(event)
+        if extra:
+            headers.update(extra)
         metrics.MESSAGES_OUT.labels(self.service, _family(subject, self.subjects)).inc()
         return subject, body, headers
 
@@ -201,14 +205,19 @@ class Bus:
         subject, body, headers = self._encode(event, subject)
         return await self.js.publish(subject, body, headers=headers, timeout=10.0)
 
-    async def send(self, event: Event) -> asyncio.Future[js_api.PubAck]:
-        """Pipelined publish: returns the future of the server's ack (await it later)."""
-        subject, body, headers = self._encode(event, None)
-        return await self.js.publish_async(subject, body, headers=headers)
+    async def send(
+        self, event: Event, headers: Mapping[str, str] | None = None
+    ) -> asyncio.Future[js_api.PubAck]:
+        """Pipelined publish: returns the future of the server's ack (await it later).
+        ``headers`` are added to the event's own (provenance, never the contract)."""
+        subject, body, all_headers = self._encode(event, None, headers)
+        return await self.js.publish_async(subject, body, headers=all_headers)
 
-    async def publish_many(self, events: list[Event]) -> list[js_api.PubAck]:
+    async def publish_many(
+        self, events: list[Event], headers: Mapping[str, str] | None = None
+    ) -> list[js_api.PubAck]:
         """Pipelined publishes; returns once the server acked every one."""
-        return list(await asyncio.gather(*[await self.send(e) for e in events]))
+        return list(await asyncio.gather(*[await self.send(e, headers) for e in events]))
 
 
 def _family(subject: str, subjects: Subjects) -> str:

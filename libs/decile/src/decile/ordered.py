@@ -43,6 +43,9 @@ class OrderedConsumer:
     durable: str
     max_wait_s: float = 1.0
     deliver_new_only: bool = False
+    # stream sequence of the message being handled (0 before the first): a handler whose
+    # durable state records how far it read each input reads it here
+    position: int = 0
 
     async def run(self) -> None:
         """Consume until cancelled; a start hook may have (re)created the durable."""
@@ -60,6 +63,7 @@ class OrderedConsumer:
                     await asyncio.sleep(RETRY_S)
                     continue
                 for raw in msgs:
+                    self.position = raw.metadata.sequence.stream
                     try:
                         await self.guard.run_raw(self.handler, raw)
                     except (nats.errors.Error, js_errors.Error, OSError) as err:

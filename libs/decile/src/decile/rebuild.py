@@ -23,7 +23,8 @@ from decile.events import Event
 
 E = TypeVar("E", bound=Event)
 
-__all__ = ["newest_first", "replay_to_floor", "resume_after_floor", "stored"]
+__all__ = ["ack_floor", "newest_first", "read_after", "replay_to_floor", "resume_after",
+           "resume_after_floor", "stored"]
 
 
 async def replay_to_floor(
@@ -58,6 +59,51 @@ async def resume_after_floor(bus: Bus, *, stream: str, subject: str, durable: st
     floor = await _ack_floor(bus, name, durable)
     await _recreate(bus, name, subject, durable, floor)
     return floor
+
+
+async def read_after(
+    bus: Bus, *, stream: str, subject: str, after: int, event: type[E]
+) -> list[tuple[int, E]]:
+    """Every ``event`` on ``subject`` (full filter subject) of ``stream`` (a key) after
+    sequence ``after``, up to the stream's end when read, with its sequence; messages
+    that do not decode (dead-lettered when they were consumed) are skipped."""
+    sub = await bus.js.pull_subscribe(
+        subject,
+        stream=bus.subjects.stream(stream),
+        config=js_api.ConsumerConfig(
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,
+            ack_policy=js_api.AckPolicy.NONE,
+            inactive_threshold=60.0,
+        ),
+    )
+    found: list[tuple[int, E]] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(256, timeout=1.0)
+            except TimeoutError:
+                break  # nothing after ``after``
+            for msg in msgs:
+                with contextlib.suppress(codec.DecodeError):
+                    decoded = codec.decode(msg.data, dict(msg.headers or {}), expect=event)
+                    assert isinstance(decoded, event)
+                    found.append((msg.metadata.sequence.stream, decoded))
+            if msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+async def resume_after(bus: Bus, *, stream: str, subject: str, durable: str, seq: int) -> None:
+    """Recreate the ordered ``durable`` to continue right after ``seq``."""
+    await _recreate(bus, bus.subjects.stream(stream), subject, durable, seq)
+
+
+async def ack_floor(bus: Bus, stream: str, durable: str) -> int:
+    """The stream sequence ``durable`` on ``stream`` (a key) acked up to; 0 if it is new."""
+    return await _ack_floor(bus, bus.subjects.stream(stream), durable)
 
 
 async def stored(bus: Bus, stream: str, seq: int, event: type[E]) -> E:
