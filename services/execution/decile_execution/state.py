@@ -181,8 +181,7 @@ class Account:
                 await self.flush()
             except SAVE_ERRORS as err:
                 m.SAVE_ERRORS.inc()
-                log.warning("state save failed, will retry", error=repr(err),
-                            unsaved_inputs=len(self.journal))
+                log.warning("state save failed, will retry", error=repr(err))
                 self.dirty.set()
                 await asyncio.sleep(RETRY_S)
 
