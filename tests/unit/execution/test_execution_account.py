@@ -22,9 +22,9 @@ from nats.js import api as js_api
 from decile.events import BarBatch, Event, Fill, Order, RiskDecision
 from decile.paper import PaperConfig
 from decile.risk import KillState
-from decile_execution.recovery import Taken, replay_order
 from decile_execution import state as state_module
 from decile_execution.metrics import SAVE_ERRORS
+from decile_execution.recovery import Taken, replay_order
 from decile_execution.state import H_INPUTS, Account, Input, Saved
 from tests.unit.execution.execution_support import FIRST_FILL_BAR, bars, decision
 
@@ -257,3 +257,12 @@ async def test_a_market_order_and_its_fill_on_arrival_go_out_in_one_publish() ->
     assert [type(e) for e in step.events] == [Order, Fill]
     assert world.calls == ["publish"]
     assert {h[H_INPUTS] for _, h in world.stream} == {"risk=1;md=0;by=risk"}
+
+
+@pytest.mark.parametrize("header", ["", "risk=1;md=2", "risk=x;md=2;by=md", "nonsense"])
+def test_an_unreadable_inputs_header_is_no_record(header: str) -> None:
+    assert Taken.parse(header) is None
+
+
+def test_an_inputs_header_reads_back() -> None:
+    assert Taken.parse("risk=7;md=12;by=md") == Taken("md", 7, 12)
