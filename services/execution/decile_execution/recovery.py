@@ -71,9 +71,11 @@ async def recover(
     found = {s.name: await read_after(bus, stream=s.stream, subject=s.subject,
                                       after=account.positions[s.name], event=s.event)
              for s in sources}
-    replayed = 0
+    replayed = skipped = 0
     for inp, taken_before in replay_order(tail.taken, found["risk"], found["md"], config):
-        record(await account.handle(inp, OPEN if taken_before else kill), account)
+        step = await account.handle(inp, OPEN if taken_before else kill)
+        skipped += account.skipped  # ``record`` moves it to the metric
+        record(step, account)
         m.REPLAYED.labels(inp.source).inc()
         replayed += 1
         if replayed % 1000 == 0:
@@ -85,7 +87,7 @@ async def recover(
         await resume_after(bus, stream=s.stream, subject=s.subject, durable=s.durable,
                            seq=account.positions[s.name])
     log.info("account recovered", restored=saved is not None, replayed=replayed,
-             taken_before=len(tail.taken), already_published=account.skipped)
+             taken_before=len(tail.taken), already_published=skipped)
     return account
 
 
