@@ -42,14 +42,16 @@ def create_app(settings: ExecutionSettings) -> Runtime:
         start = time.perf_counter()
         account: Account = holder["account"]
         step = await account.handle(Input("risk", approved.position, decision), holder["kill"])
-        _record(step, account, "decision", start)
+        _record(step, account)
+        m.HANDLE_SECONDS.labels("decision").observe(time.perf_counter() - start)
 
     async def on_bars(batch: BarBatch) -> None:
         """One bar cross-section -> exits, fills, expiries of the open book."""
         start = time.perf_counter()
         account: Account = holder["account"]
         step = await account.handle(Input("md", bars.position, batch), holder["kill"])
-        _record(step, account, "bars", start)
+        _record(step, account)
+        m.HANDLE_SECONDS.labels("bars").observe(time.perf_counter() - start)
 
     approved = rt.subscribe(
         on_decision, family="risk", kind="approved", event=RiskDecision, stream="RISK",
@@ -80,7 +82,7 @@ def create_app(settings: ExecutionSettings) -> Runtime:
         )
         account = await recovery.recover(
             rt.bus, StateStore(pool, cfg.account), config, rt.bus.publish_many, inputs,
-            holder["kill"], lambda step, acc: _record(step, acc, None, 0.0))
+            holder["kill"], _record)
         holder["account"] = account
         m.ledger(account.desk.broker.ledger())
         rt.ready("postgres")
@@ -107,8 +109,8 @@ def create_app(settings: ExecutionSettings) -> Runtime:
     return rt
 
 
-def _record(step: Step, account: Account, kind: str | None, start: float) -> None:
-    """Metrics and logs of one input taken (``kind`` None: replayed at start, not timed)."""
+def _record(step: Step, account: Account) -> None:
+    """Metrics and logs of one input taken (live, or replayed at start)."""
     if step.killed:
         m.KILL_CANCELLED.labels(step.killed).inc()
         log.warning("decision cancelled by a kill switch", scope=step.killed,
@@ -121,8 +123,6 @@ def _record(step: Step, account: Account, kind: str | None, start: float) -> Non
     if account.skipped:
         m.SKIPPED.inc(account.skipped)
         account.skipped = 0
-    if kind is not None:
-        m.HANDLE_SECONDS.labels(kind).observe(time.perf_counter() - start)
 
 
 def _set_kill(holder: dict[str, Any], state: KillState, rt: Runtime) -> None:

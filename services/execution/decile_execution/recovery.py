@@ -12,7 +12,7 @@ decision with events matters, and that decision's positions give it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +116,14 @@ class Tail:
     published: dict[str, int]
     taken: list[Taken]
 
+    def add(self, event_id: str | None, seq: int, headers: Mapping[str, str]) -> None:
+        """One EXEC message, in stream order."""
+        if event_id:
+            self.published[event_id] = seq
+        taken = Taken.parse(headers.get(H_INPUTS, ""))
+        if taken is not None and (not self.taken or self.taken[-1] != taken):
+            self.taken.append(taken)  # one record per input, not per event
+
 
 async def exec_tail(bus: Bus, seq: int, limit: int = SCAN_LIMIT) -> Tail:
     """The messages on EXEC after ``seq``: what a process published after its snapshot.
@@ -135,11 +143,7 @@ async def exec_tail(bus: Bus, seq: int, limit: int = SCAN_LIMIT) -> Tail:
             except js_errors.NotFoundError:
                 continue  # deleted or aged out
             headers = msg.headers or {}
-            if event_id := headers.get(codec.H_MSG_ID):
-                tail.published[event_id] = n
-            taken = Taken.parse(headers.get(H_INPUTS, ""))
-            if taken is not None and (not tail.taken or tail.taken[-1] != taken):
-                tail.taken.append(taken)  # one record per input, not per event
+            tail.add(headers.get(codec.H_MSG_ID), n, headers)
     except (nats.errors.Error, TimeoutError) as err:
         log.warning("cannot read the stream tail; relying on its duplicate window",
                     stream=name, error=repr(err))

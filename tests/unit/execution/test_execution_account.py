@@ -24,7 +24,7 @@ from decile.paper import PaperConfig
 from decile.risk import KillState
 from decile_execution import state as state_module
 from decile_execution.metrics import SAVE_ERRORS
-from decile_execution.recovery import Taken, replay_order
+from decile_execution.recovery import Tail, Taken, replay_order
 from decile_execution.state import H_INPUTS, Account, Input, Saved
 from tests.unit.execution.execution_support import FIRST_FILL_BAR, bars, decision
 
@@ -93,12 +93,12 @@ class World:
     async def restart(self, kill: KillState = OPEN, taken: bool = True) -> Account:
         """A process starting now: the row, then the inputs after it, replayed."""
         seq = self.row.exec_seq if self.row else 0
-        tail = self.stream[seq:]
-        acc = self.account({e.id: seq + 1 + n for n, (e, _) in enumerate(tail)})
-        records = [t for _, h in tail if (t := Taken.parse(h[H_INPUTS])) is not None]
-        records = [t for n, t in enumerate(records) if n == 0 or records[n - 1] != t]
+        tail = Tail({}, [])
+        for n, (e, headers) in enumerate(self.stream[seq:]):
+            tail.add(e.id, seq + 1 + n, headers)
+        acc = self.account(tail.published)
         after = acc.positions
-        order = replay_order(records if taken else [],
+        order = replay_order(tail.taken if taken else [],
                              [x for x in self.risk if x[0] > after["risk"]],
                              [x for x in self.md if x[0] > after["md"]], acc.config)
         for inp, before in order:

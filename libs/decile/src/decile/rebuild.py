@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import nats.js.errors as js_errors
+from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from decile import codec
@@ -67,32 +68,10 @@ async def read_after(
     """Every ``event`` on ``subject`` (full filter subject) of ``stream`` (a key) after
     sequence ``after``, up to the stream's end when read, with its sequence; messages
     that do not decode (dead-lettered when they were consumed) are skipped."""
-    sub = await bus.js.pull_subscribe(
-        subject,
-        stream=bus.subjects.stream(stream),
-        config=js_api.ConsumerConfig(
-            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=after + 1,
-            ack_policy=js_api.AckPolicy.NONE,
-            inactive_threshold=60.0,
-        ),
-    )
     found: list[tuple[int, E]] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(256, timeout=1.0)
-            except TimeoutError:
-                break  # nothing after ``after``
-            for msg in msgs:
-                with contextlib.suppress(codec.DecodeError):
-                    decoded = codec.decode(msg.data, dict(msg.headers or {}), expect=event)
-                    assert isinstance(decoded, event)
-                    found.append((msg.metadata.sequence.stream, decoded))
-            if msgs[-1].metadata.num_pending == 0:
-                break
-    finally:
-        await sub.unsubscribe()
+    async for msg in _scan(bus, bus.subjects.stream(stream), subject, after):
+        with contextlib.suppress(codec.DecodeError):
+            found.append((msg.metadata.sequence.stream, _decoded(msg, event)))
     return found
 
 
@@ -128,7 +107,7 @@ async def newest_first(
             yield _decoded(msg, event)
 
 
-def _decoded(msg: js_api.RawStreamMsg, event: type[E]) -> E:
+def _decoded(msg: js_api.RawStreamMsg | Msg, event: type[E]) -> E:
     decoded = codec.decode(msg.data or b"", dict(msg.headers or {}), expect=event)
     assert isinstance(decoded, event)
     return decoded
@@ -154,33 +133,42 @@ async def _recreate(bus: Bus, stream: str, subject: str, durable: str, floor: in
 async def _replay(
     bus: Bus, stream: str, subject: str, floor: int, event: type[E], apply: Callable[[E], None]
 ) -> int:
+    replayed = 0
+    async for msg in _scan(bus, stream, subject, 0, upto=floor):
+        apply(_decoded(msg, event))
+        replayed += 1
+    return replayed
+
+
+async def _scan(
+    bus: Bus, stream: str, subject: str, after: int, upto: int | None = None
+) -> AsyncIterator[Msg]:
+    """The messages on ``subject`` of ``stream`` (full name) after sequence ``after`` and up
+    to ``upto`` (None: to the stream's end when read), through an unacked ephemeral consumer."""
     sub = await bus.js.pull_subscribe(
         subject,
         stream=stream,
         config=js_api.ConsumerConfig(
-            deliver_policy=js_api.DeliverPolicy.ALL,
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,
             ack_policy=js_api.AckPolicy.NONE,
             inactive_threshold=60.0,
         ),
     )
-    replayed = 0
     try:
         while True:
             try:
                 msgs = await sub.fetch(256, timeout=2.0)
             except TimeoutError:
-                break
-            done = False
+                return  # nothing (more) on the subject
             for msg in msgs:
-                if msg.metadata.sequence.stream > floor:
-                    done = True
-                    break
-                decoded = codec.decode(msg.data, dict(msg.headers or {}), expect=event)
-                assert isinstance(decoded, event)
-                apply(decoded)
-                replayed += 1
-            if done or msgs[-1].metadata.sequence.stream >= floor:
-                break
+                seq = msg.metadata.sequence.stream
+                if upto is not None and seq > upto:
+                    return
+                yield msg
+                if seq == upto:
+                    return
+            if msgs[-1].metadata.num_pending == 0:
+                return
     finally:
         await sub.unsubscribe()
-    return replayed
